@@ -1,0 +1,51 @@
+# One entry point for set-up, the main job, tests, images and benchmarks.
+# `make run` and `make test` create .venv and install everything they need first.
+PYTHON   ?= python3
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+REVISION := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+# Docker image: any CUDA PyTorch runtime whose torch/torchvision satisfy pyproject.toml.
+BASE_IMAGE ?= pytorch/pytorch:2.9.1-cuda12.8-cudnn9-runtime
+IMAGE      ?= lstmgan
+TAG        ?= $(VERSION)
+DOCKER_BUILD_ARGS ?=
+
+.PHONY: install run test test-fast lint bench docker-build apptainer-build clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+# The main job: the palindrome sweep (RNN and LSTM at lengths 5, 10, 15, 20), locally, W&B offline.
+run: install
+	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/lstmgan sweep --config jobs/palindrome-sweep.yaml
+
+# The whole suite. SLURM and Docker tests run when their services are up (see .ci/run), else skip.
+test: install
+	$(BIN)/python -m pytest -ra
+
+test-fast: install
+	$(BIN)/python -m pytest -ra -m "not slurm and not docker and not slow"
+
+bench: install
+	$(BIN)/python benchmarks/palindrome.py
+	$(BIN)/python benchmarks/gan.py
+
+docker-build:
+	docker build -f docker/Dockerfile \
+		--build-arg BASE_IMAGE=$(BASE_IMAGE) \
+		--build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+		$(DOCKER_BUILD_ARGS) -t $(IMAGE):$(TAG) -t $(IMAGE):latest .
+
+# For clusters without Docker: convert the local Docker image into a SIF file.
+apptainer-build:
+	apptainer build lstmgan.sif docker-daemon://$(IMAGE):$(TAG)
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

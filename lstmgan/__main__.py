@@ -1,0 +1,3 @@
+from lstmgan.cli import entrypoint
+
+entrypoint()

@@ -1,0 +1,99 @@
+"""Train one palindrome model: `run_palindrome(cfg, run) -> result`, plus the two loops it is made of."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lstmgan.config import PalindromeConfig, to_dict
+from lstmgan.palindrome.data import NUM_DIGITS, encode, input_dim, make_data
+from lstmgan.palindrome.models import build_model
+
+if TYPE_CHECKING:
+    from lstmgan.launch import Run
+
+TARGET_ACC = 0.99  # "converged": the epoch at which val accuracy first reaches this is reported
+
+
+def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                    batch_size: int, shuffle: torch.Generator, max_grad_norm: float) -> dict[str, float]:
+    """One pass over (x, y) in shuffled batches. Returns mean loss, accuracy and pre-clip grad norms."""
+    model.train()
+    total_loss = correct = 0.0
+    norms = []
+    for idx in torch.randperm(len(y), generator=shuffle).to(y.device).split(batch_size):
+        logits = model(x[idx])
+        loss = F.cross_entropy(logits, y[idx])  # on the last time step only: the model returns only that
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norms.append(nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm))
+        optimizer.step()
+        total_loss += loss.detach() * len(idx)
+        correct += (logits.argmax(1) == y[idx]).sum()
+    norms_t = torch.stack(norms)
+    return {"train_loss": float(total_loss) / len(y), "train_acc": float(correct) / len(y),
+            "grad_norm": float(norms_t.mean()), "grad_norm_max": float(norms_t.max())}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> dict[str, float]:
+    model.eval()
+    total_loss = correct = 0.0
+    for start in range(0, len(y), batch_size):
+        logits = model(x[start:start + batch_size])
+        total_loss += F.cross_entropy(logits, y[start:start + batch_size], reduction="sum")
+        correct += (logits.argmax(1) == y[start:start + batch_size]).sum()
+    return {"val_loss": float(total_loss) / len(y), "val_acc": float(correct) / len(y)}
+
+
+def run_palindrome(cfg: PalindromeConfig, run: Run) -> dict[str, Any]:
+    """Train cfg.model on palindromes of cfg.length; checkpoint every epoch; return the result."""
+    device = run.device
+    data = make_data(cfg.length, cfg.samples, cfg.val_fraction, cfg.seed)
+    train_x, val_x = (encode(d, cfg.encoding).to(device) for d in (data.train_x, data.val_x))
+    train_y, val_y = data.train_y.to(device), data.val_y.to(device)
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, input_dim(cfg.encoding), cfg.hidden, NUM_DIGITS, cfg.init, cfg.init_std)
+    model.to(device)
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=cfg.lr)
+    shuffle = torch.Generator().manual_seed(cfg.seed)
+    history = {"epoch": 0, "best_val_acc": 0.0, "best_epoch": 0, "epoch_to_99": None, "train_time": 0.0}
+
+    if run.checkpoint is not None:
+        model.load_state_dict(run.checkpoint["model"])
+        optimizer.load_state_dict(run.checkpoint["optimizer"])
+        shuffle.set_state(run.checkpoint["shuffle_rng"])
+        history = dict(run.checkpoint["history"])
+
+    row: dict[str, Any] = {}
+    for epoch in range(history["epoch"] + 1, cfg.epochs + 1):
+        start = time.perf_counter()
+        row = {"epoch": epoch, **train_one_epoch(model, optimizer, train_x, train_y, cfg.batch_size, shuffle,
+                                                 cfg.max_grad_norm)}
+        row.update(evaluate(model, val_x, val_y))
+        row["epoch_time"] = time.perf_counter() - start
+        history["epoch"], history["train_time"] = epoch, history["train_time"] + row["epoch_time"]
+        if row["val_acc"] > history["best_val_acc"]:
+            history["best_val_acc"], history["best_epoch"] = row["val_acc"], epoch
+        if history["epoch_to_99"] is None and row["val_acc"] >= TARGET_ACC:
+            history["epoch_to_99"] = epoch
+        run.tracker.log(row)
+        run.dir.save_checkpoint({"config": to_dict(cfg), "epoch": epoch, "model": model.state_dict(),
+                                 "optimizer": optimizer.state_dict(), "shuffle_rng": shuffle.get_state(),
+                                 "history": history})
+        run.progress(epoch, cfg.epochs, f"val_acc {row['val_acc']:.3f}")
+
+    final = run.dir.metrics()[-1] if not row and run.dir.metrics() else row
+    return {
+        "model": cfg.model, "length": cfg.length, "seed": cfg.seed, "epochs": history["epoch"],
+        "final_val_acc": final.get("val_acc"), "final_train_acc": final.get("train_acc"),
+        "final_val_loss": final.get("val_loss"),
+        "best_val_acc": history["best_val_acc"], "best_epoch": history["best_epoch"],
+        "epoch_to_99": history["epoch_to_99"], "train_time_s": history["train_time"],
+        **data.counts(),
+    }

@@ -1,0 +1,68 @@
+"""Figures (matplotlib, Agg): curves with mean ± std bands over seeds. Every writer returns its paths."""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from lstmgan.rundir import write_bytes_atomic  # noqa: E402
+
+COLORS = {"rnn": "tab:orange", "lstm": "tab:blue"}
+PANELS = [("train_acc", "train accuracy"), ("val_acc", "validation accuracy"),
+          ("train_loss", "train loss"), ("val_loss", "validation loss")]
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    write_bytes_atomic(path, buf.getvalue())
+    return path
+
+
+def mean_std(curves: list[dict[int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-epoch mean and std over the runs that reached that epoch (partial runs included)."""
+    by_epoch: dict[int, list[float]] = defaultdict(list)
+    for curve in curves:
+        for epoch, value in curve.items():
+            by_epoch[epoch].append(value)
+    epochs = np.array(sorted(by_epoch))
+    values = [by_epoch[e] for e in epochs]
+    return epochs, np.array([np.mean(v) for v in values]), np.array([np.std(v) for v in values])
+
+
+def curves_by_length(records: Iterable[Any], folder: Path) -> list[Path]:
+    """One figure per length comparing the models (2 × 2 panels: accuracy and loss, train and val)."""
+    grouped: dict[int, dict[str, list[list[dict[str, Any]]]]] = defaultdict(lambda: defaultdict(list))
+    for rec in records:
+        if rec.metrics:
+            grouped[rec.config.length][rec.config.model].append(rec.metrics)
+    paths = []
+    for length, by_model in sorted(grouped.items()):
+        fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
+        for ax, (key, title) in zip(axes.flat, PANELS):
+            for model, runs in sorted(by_model.items(), key=lambda kv: kv[0] != "rnn"):
+                epochs, mean, std = mean_std([{m["epoch"]: m[key] for m in rows} for rows in runs])
+                color = COLORS.get(model)
+                ax.plot(epochs, mean, color=color, label=f"{model.upper()} (n={len(runs)})")
+                ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.25, linewidth=0)
+            if key.endswith("acc"):
+                ax.axhline(0.1, color="grey", linestyle=":", linewidth=1, label="chance (10 %)")
+                ax.set_ylim(0, 1.02)
+            ax.set_title(title)
+            ax.grid(alpha=0.3)
+        for ax in axes[1]:
+            ax.set_xlabel("epoch")
+        axes[0, 1].legend(loc="lower right", fontsize=8)
+        fig.suptitle(f"Palindromes of length {length}: RNN vs LSTM (mean ± std over seeds)")
+        paths.append(save_figure(fig, folder / f"L{length}.png"))
+    return paths

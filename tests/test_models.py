@@ -1,0 +1,68 @@
+"""The models follow their equations: checked against torch's own fused nn.RNN / nn.LSTM."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from lstmgan.palindrome.models import LSTM, VanillaRNN, build_model
+
+
+def test_no_library_recurrent_modules_are_used():
+    for kind in ("rnn", "lstm"):
+        model = build_model(kind, 10, 8, 10, "pytorch", 0.01)
+        assert not any(isinstance(m, (nn.RNNBase, nn.RNNCellBase)) for m in model.modules())
+
+
+def test_vanilla_rnn_matches_nn_rnn_with_the_same_weights():
+    torch.manual_seed(0)
+    ours = build_model("rnn", 10, 12, 10, "pytorch", 0.01)
+    ref = nn.RNN(10, 12, nonlinearity="tanh", batch_first=True)
+    with torch.no_grad():
+        ref.weight_ih_l0.copy_(ours.W_hx.T)
+        ref.weight_hh_l0.copy_(ours.W_hh.T)
+        ref.bias_ih_l0.copy_(ours.b_h)
+        ref.bias_hh_l0.zero_()
+    x = torch.randn(5, 7, 10)
+    h_T = ref(x)[0][:, -1]
+    assert torch.allclose(ours(x), h_T @ ours.W_ph + ours.b_p, atol=1e-5)
+
+
+def test_lstm_matches_nn_lstm_with_the_same_weights():
+    torch.manual_seed(0)
+    ours: LSTM = build_model("lstm", 10, 12, 10, "pytorch", 0.01)
+    ref = nn.LSTM(10, 12, batch_first=True)
+    with torch.no_grad():  # torch stacks the gates as i, f, g, o; the cell equations are the same
+        order = ("i", "f", "g", "o")
+        ref.weight_ih_l0.copy_(torch.cat([getattr(ours, f"W_{g}x").T for g in order]))
+        ref.weight_hh_l0.copy_(torch.cat([getattr(ours, f"W_{g}h").T for g in order]))
+        ref.bias_ih_l0.copy_(torch.cat([getattr(ours, f"b_{g}") for g in order]))
+        ref.bias_hh_l0.zero_()
+    x = torch.randn(5, 9, 10)
+    h_T = ref(x)[0][:, -1]
+    assert torch.allclose(ours(x), h_T @ ours.W_ph + ours.b_p, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_initialisation_schemes(kind):
+    torch.manual_seed(0)
+    uniform = build_model(kind, 10, 64, 10, "pytorch", 0.01)
+    bound = 1 / math.sqrt(64)
+    assert all(p.abs().max() <= bound for p in uniform.parameters())
+    normal = build_model(kind, 10, 64, 10, "normal", 0.05)
+    weights = torch.cat([p.flatten() for n, p in normal.named_parameters() if n.startswith("W_")])
+    assert abs(weights.std().item() - 0.05) < 0.005
+    assert all((p == 0).all() for n, p in normal.named_parameters() if n.startswith("b_"))
+
+
+def test_output_is_logits_of_the_last_step_only():
+    model = VanillaRNN(1, 8, 10)
+    torch.nn.init.normal_(model.W_hx)
+    for p in (model.W_hh, model.b_h, model.W_ph, model.b_p):
+        torch.nn.init.normal_(p)
+    x = torch.randn(3, 6, 1)
+    assert model(x).shape == (3, 10)
+    changed = x.clone()
+    changed[:, -1] += 1  # the output depends on the last input...
+    assert not torch.allclose(model(x), model(changed))
