@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,9 +19,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lstmgan.config import PalindromeConfig, SweepConfig, TrackingConfig, build, to_dict
+from lstmgan.config import DATASETS, GanConfig, PalindromeConfig, SweepConfig, TrackingConfig, build, to_dict
 from lstmgan.errors import UserError
-from lstmgan.launch import Job, run_inprocess
+from lstmgan.gan.classifier import load_classifier, save_classifier, train_classifier
+from lstmgan.gan.data import load_images
+from lstmgan.gan.posthoc import load_trained, make_strips, write_samples
+from lstmgan.gan.train import CLASSIFIER_EPOCHS, run_gan
+from lstmgan.launch import Job, resolve_device, run_inprocess
 from lstmgan.rundir import RunDir, check_writable, inspect
 from lstmgan.sweep import HEADER, load_runs, make_jobs, palindrome_job, table_rows, write_summary
 
@@ -160,6 +165,142 @@ def sweep(
     rows = write_summary(sweep_dir, load_runs(sweep_dir))
     print_summary(f"Sweep {cfg.name}: {len(jobs)} runs, {cfg.run.epochs} epochs", table_rows(rows))
     out_console.print(f"Summary: {sweep_dir / 'summary.md'}, figures: {sweep_dir / 'figures'}")
+
+
+@app.command()
+def gan(
+    dataset: Annotated[str | None, typer.Option(help="mnist | fashion-mnist")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Folder with the IDX files (torchvision layout or flat).")] = None,
+    download: Annotated[bool, typer.Option("--download", help="Let torchvision download the data.")] = False,
+    seed: Annotated[int | None, typer.Option(help="Seed for initialisation, batches, z and evaluation.")] = None,
+    epochs: EpochsOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    out: OutOpt = Path("runs"),
+    name: Annotated[str, typer.Option("--name", help="Runs go to OUT/NAME/<dataset>-s<seed>/.")] = "gan",
+    wandb: WandbOpt = "auto",
+    wandb_project: ProjectOpt = "lstmgan",
+    wandb_entity: EntityOpt = None,
+    device: DeviceOpt = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train the MLP GAN; sample grids, losses, classifier-FID and a checkpoint every epoch."""
+    cfg = build(GanConfig, yaml_path=config,
+                flags={"dataset": dataset, "data_dir": str(data_dir) if data_dir else None,
+                       "download": download or None, "seed": seed, "epochs": epochs, "device": device},
+                sets=set_)
+    if not cfg.classifier:
+        cfg = replace(cfg, classifier=str(out / "classifiers" / f"{cfg.dataset}.pt"))
+    tracking = replace(tracking_config(wandb, wandb_project, wandb_entity), group=name, job_type="gan",
+                       tags=("gan", cfg.dataset))
+    job = Job(run_gan, cfg, out / name / f"{cfg.dataset}-s{cfg.seed}", tracking, step_key="step", force=force)
+    preflight([job], out)
+    check_gan_inputs(cfg)
+    with progress_display(quiet, 1) as progress:
+        (outcome,) = run_inprocess([job], lambda i, j: epoch_reporter(progress, i, j))
+    result = outcome.result or {}
+    fid = "–" if result.get("fid") is None else f"{result['fid']:.2f}"
+    out_console.print(f"{job.label}: {result.get('epochs')} epochs, classifier-FID {fid} "
+                      f"(real-vs-real floor {result.get('fid_floor', 0):.2f}), "
+                      f"mean max-prob {result.get('mean_max_prob') or 0:.3f} → {job.run_dir}")
+
+
+def check_gan_inputs(cfg: GanConfig) -> None:
+    """Data files and a cached classifier are read before anything is written."""
+    for train in (True, False):
+        load_images(cfg.dataset, Path(cfg.data_dir), train=train, download=cfg.download)
+    if Path(cfg.classifier).exists():
+        load_classifier(cfg.classifier)
+
+
+@app.command()
+def classifier(
+    dataset: Annotated[str, typer.Option(help="mnist | fashion-mnist")] = "mnist",
+    data_dir: Annotated[Path, typer.Option(help="Folder with the IDX files.")] = Path("data"),
+    download: Annotated[bool, typer.Option("--download", help="Let torchvision download the data.")] = False,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = CLASSIFIER_EPOCHS,
+    out: OutOpt = Path("runs"),
+    device: DeviceOpt = "auto",
+    force: ForceOpt = False,
+) -> None:
+    """Train (or show) the small CNN that scores GAN samples: classifier-FID, class histograms."""
+    if dataset not in DATASETS:
+        raise UserError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}")
+    if epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {epochs}")
+    path = out / "classifiers" / f"{dataset}.pt"
+    if path.exists() and not force:
+        _, meta = load_classifier(path)
+        out_console.print(f"{path}: {dataset} test accuracy {100 * meta['test_accuracy']:.2f} % (cached; "
+                          f"--force retrains)")
+        return
+    check_writable(out)
+    dev = resolve_device(device or "auto")
+    train = load_images(dataset, data_dir, train=True, download=download, device=dev)
+    test = load_images(dataset, data_dir, train=False, download=download, device=dev)
+    with console.status(f"training the {dataset} classifier ({epochs} epochs)"):
+        model, accuracy = train_classifier(*train, *test, epochs=epochs, seed=0, device=dev)
+    save_classifier(model, path, {"dataset": dataset, "test_accuracy": accuracy, "train_images": len(train[0])})
+    out_console.print(f"{path}: {dataset} test accuracy {100 * accuracy:.2f} %")
+
+
+RunDirArg = Annotated[Path, typer.Argument(help="A GAN run folder, e.g. runs/gan/mnist-s0.")]
+
+
+@app.command("interpolate")
+def interpolate_cmd(
+    run_dir: RunDirArg,
+    steps: Annotated[int, typer.Option(help="Intermediate points (the strip has steps + 2 images).")] = 7,
+    method: Annotated[str, typer.Option(help="lerp | slerp")] = "lerp",
+    pairs: Annotated[int, typer.Option(help="Number of strips.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed for drawing latent candidates.")] = 0,
+    min_confidence: Annotated[float, typer.Option(help="Classifier confidence both ends need.")] = 0.9,
+    wandb: WandbOpt = "auto",
+    wandb_project: ProjectOpt = "lstmgan",
+    wandb_entity: EntityOpt = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Interpolate in latent space between two samples of different classes; a strip per pair."""
+    if steps < 1:
+        raise UserError(f"--steps must be at least 1, got {steps}")
+    if pairs < 1:
+        raise UserError(f"--pairs must be at least 1, got {pairs}")
+    if method not in ("lerp", "slerp"):
+        raise UserError(f"unknown --method {method!r}; choose lerp or slerp")
+    if not 0 < min_confidence <= 1:
+        raise UserError(f"--min-confidence must be in (0, 1], got {min_confidence}")
+    dev = resolve_device(device or "auto")
+    trained = load_trained(run_dir, dev)
+    tracking = tracking_config(wandb, wandb_project, wandb_entity)
+    strips = make_strips(trained, steps=steps, method=method, pairs=pairs, seed=seed, min_confidence=min_confidence,
+                         tracking=tracking, device=dev)
+    for strip in strips:
+        classes = " → ".join(str(c) for c in strip["classes"])
+        out_console.print(f"{strip['png']}: {classes}")
+
+
+@app.command()
+def sample(
+    run_dir: RunDirArg,
+    n: Annotated[int, typer.Option("--n", help="Number of images.")] = 64,
+    out: Annotated[Path, typer.Option("--out", help="samples.npy (N×28×28 float32 in [-1, 1]) or a .png grid.")]
+    = Path("samples.npy"),
+    seed: Annotated[int, typer.Option(help="Seed for z.")] = 0,
+    device: DeviceOpt = "auto",
+    force: ForceOpt = False,
+) -> None:
+    """Draw N samples from a trained GAN run into a .npy array or a .png grid."""
+    if n < 1:
+        raise UserError(f"--n must be at least 1, got {n}")
+    if out.suffix not in (".npy", ".png"):
+        raise UserError(f"--out {out} must end in .npy (array) or .png (grid)")
+    if out.exists() and not force:
+        raise UserError(f"{out} exists; choose another --out or pass --force to overwrite it")
+    check_writable(out.parent if str(out.parent) else Path("."))
+    dev = resolve_device(device or "auto")
+    path = write_samples(load_trained(run_dir, dev), n, seed, out, dev)
+    out_console.print(f"{n} samples → {path}")
 
 
 # --- entry point -----------------------------------------------------------------------------------

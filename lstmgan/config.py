@@ -87,6 +87,47 @@ class SweepConfig:
         self.run.validate()
 
 
+DATASETS = ("mnist", "fashion-mnist")
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    """One GAN run. Defaults are the seed study's settings (200 epochs, batch 64, Adam 2e-4, latent 100)."""
+
+    dataset: str = "mnist"  # mnist | fashion-mnist
+    data_dir: str = "data"  # IDX files: torchvision's layout or a flat folder (plain or .gz)
+    download: bool = False  # let torchvision download the files (needs internet)
+    limit: int = 0  # train on the first `limit` images only (0 = all): quick presets and tests
+    seed: int = 0
+    epochs: int = 200
+    batch_size: int = 64
+    latent_dim: int = 100
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    log_every: int = 100  # batches per metrics row (averages over those batches)
+    sample_every: int = 500  # batches between sample grids, all drawn from one fixed z
+    grid: int = 5  # sample grids are grid × grid images
+    eval_every: int = 10  # epochs between classifier-FID evaluations (0 = only at the end)
+    eval_samples: int = 2000  # generated and real images per classifier-FID
+    classifier: str = ""  # classifier checkpoint; "" = <out>/classifiers/<dataset>.pt, trained when missing
+    device: str = "auto"
+
+    def validate(self) -> None:
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("device", self.device, DEVICES)
+        _at_least("epochs", self.epochs, 0)
+        _at_least("limit", self.limit, 0)
+        _at_least("eval_every", self.eval_every, 0)
+        for key in ("batch_size", "latent_dim", "log_every", "sample_every", "grid", "eval_samples"):
+            _at_least(key, getattr(self, key), 1)
+        _at_least("batch_size", self.batch_size, 2)  # BatchNorm needs two samples
+        _positive("lr", self.lr)
+        for key in ("beta1", "beta2"):
+            if not 0 <= getattr(self, key) < 1:
+                raise UserError(f"{key} must be in [0, 1), got {getattr(self, key)}")
+
+
 _EXAMPLE = {"lengths": "5 10", "models": "rnn lstm", "seeds": "0 1 2"}
 
 

@@ -66,3 +66,30 @@ def curves_by_length(records: Iterable[Any], folder: Path) -> list[Path]:
         fig.suptitle(f"Palindromes of length {length}: RNN vs LSTM (mean ± std over seeds)")
         paths.append(save_figure(fig, folder / f"L{length}.png"))
     return paths
+
+
+def gan_losses(metrics: list[dict[str, Any]], path: Path) -> Path:
+    """D and G losses and D's mean outputs over training steps; classifier-FID on a second axis."""
+    rows = [m for m in metrics if "d_loss" in m]
+    evals = [m for m in metrics if "fid" in m]
+    fig, (ax_loss, ax_d) = plt.subplots(1, 2, figsize=(11, 4))
+    steps = [m["step"] for m in rows]
+    ax_loss.plot(steps, [m["d_loss"] for m in rows], label="D loss")
+    ax_loss.plot(steps, [m["g_loss"] for m in rows], label="G loss")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_title("losses")
+    ax_loss.legend()
+    ax_d.plot(steps, [m["d_real"] for m in rows], label="D(x)")
+    ax_d.plot(steps, [m["d_fake"] for m in rows], label="D(G(z))")
+    ax_d.set_xlabel("step")
+    ax_d.set_ylim(0, 1)
+    ax_d.set_title("discriminator outputs")
+    if evals:
+        ax_fid = ax_d.twinx()
+        ax_fid.plot([m["step"] for m in evals], [m["fid"] for m in evals], "k.--", label="classifier-FID")
+        ax_fid.set_ylabel("classifier-FID")
+        ax_fid.legend(loc="upper right")
+    ax_d.legend(loc="upper left")
+    for ax in (ax_loss, ax_d):
+        ax.grid(alpha=0.3)
+    return save_figure(fig, path)

@@ -43,15 +43,29 @@ def _netrc_has_key() -> bool:
         return False
 
 
+def _scalars(row: dict[str, Any]) -> dict[str, Any]:
+    """W&B charts scalars: a list of numbers (a class histogram) becomes key/0, key/1, …"""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, (list, tuple)):
+            out.update({f"{key}/{i}": v for i, v in enumerate(value)})
+        else:
+            out[key] = value
+    return out
+
+
 class Tracker:
     """metrics.jsonl + W&B for one run. Use as a context manager so W&B is always finished."""
 
     def __init__(self, run: RunDir, cfg: TrackingConfig, *, name: str, config: dict[str, Any],
-                 step_key: str, resume_at: int | None = None) -> None:
+                 step_key: str, resume_at: int | None = None, keep_metrics: bool = False) -> None:
+        """resume_at: the step the checkpoint covers (None: a fresh run, metrics start empty).
+        keep_metrics: attach to a finished run (e.g. to log an interpolation) without touching its metrics."""
         self.run = run
         self.step_key = step_key
         self.mode = resolve_mode(cfg.mode)
-        self._truncate(resume_at)
+        if not keep_metrics:
+            self._truncate(resume_at)
         self._wandb: Any = None
         if self.mode != "disabled":
             self._wandb = self._guard("init", lambda: self._init_wandb(cfg, name, config))
@@ -94,7 +108,7 @@ class Tracker:
         with open(self.run.metrics_file, "a") as f:
             f.write(json.dumps(row) + "\n")
         if self._wandb is not None:
-            self._guard("log", lambda: self._wandb.log(row))
+            self._guard("log", lambda: self._wandb.log(_scalars(row)))
 
     def log_image(self, key: str, path: Path, step: int, caption: str | None = None) -> None:
         if self._wandb is not None:

@@ -1,0 +1,152 @@
+"""A small CNN that judges generated digits: classifier-FID features, class histograms, interpolations.
+
+Inception-v3 FID is meaningless on 28×28 grey digits and needs a download, so the GAN is scored with
+a CNN trained here on the same data, in the same [-1, 1] range the generator produces. Its 128-d
+penultimate layer plays the role of Inception's pool features.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lstmgan.errors import UserError
+from lstmgan.gan.data import iterate_batches, num_classes
+
+FEATURE_DIM = 128
+_FORMAT = "lstmgan.gan.classifier.SmallCNN/1"  # bump when the architecture changes
+
+
+class SmallCNN(nn.Module):
+    """Two conv blocks (28→14→7) and a 128-unit feature layer; ~0.2 M parameters, CPU-friendly."""
+
+    def __init__(self, num_classes: int = num_classes, feature_dim: int = FEATURE_DIM) -> None:
+        super().__init__()
+        # Pool before BatchNorm: the same function class, but BN runs on 4× fewer pixels, which is
+        # a large share of a CPU step at this size.
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.MaxPool2d(2),  # 14×14
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.MaxPool2d(2),  # 7×7
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+        )
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(32 * 7 * 7, feature_dim), nn.ReLU())
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        """N×1×28×28 images in [-1, 1] → N×128 penultimate activations (the FID features)."""
+        return self.fc(self.conv(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """N×1×28×28 images in [-1, 1] → N×10 logits."""
+        return self.head(self.features(x))
+
+
+def train_classifier(
+    images: Tensor,
+    labels: Tensor,
+    test_images: Tensor,
+    test_labels: Tensor,
+    *,
+    epochs: int = 3,
+    batch_size: int = 128,
+    lr: float = 3e-3,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> tuple[SmallCNN, float]:
+    """Train a ``SmallCNN`` with Adam and return it (in eval mode) with its test accuracy in [0, 1].
+
+    Deterministic on CPU for a given ``seed``: weight init runs under a forked, seeded global RNG (so
+    the caller's RNG state is untouched) and batches are shuffled by a seeded ``torch.Generator``.
+    """
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[]):  # init runs on the CPU, so only its RNG is involved
+        torch.manual_seed(seed)
+        model = SmallCNN()
+    model.to(device)
+    shuffle = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = epochs * -(-len(images) // batch_size)
+    # One-cycle LR gets a high accuracy in very few epochs, which keeps this a minute on a laptop.
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 1))
+
+    model.train()
+    for _ in range(epochs):
+        # drop_last: a batch of one would break BatchNorm in training mode.
+        for idx in iterate_batches(len(images), batch_size, shuffle, drop_last=len(images) % batch_size == 1):
+            x = images[idx].to(device, non_blocking=True)
+            y = labels[idx].to(device, non_blocking=True)
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    model.eval()
+    return model, accuracy(model, test_images, test_labels, batch_size=1024)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, images: Tensor, labels: Tensor, *, batch_size: int = 1024) -> float:
+    """Fraction of ``images`` whose argmax logit equals the label (``model`` should be in eval mode)."""
+    device = next(model.parameters()).device
+    correct = 0
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].to(device)
+        y = labels[start : start + batch_size].to(device)
+        correct += int((model(x).argmax(dim=1) == y).sum())
+    return correct / max(len(images), 1)
+
+
+def save_classifier(model: SmallCNN, path: Path | str, meta: dict[str, Any]) -> None:
+    """Write weights and ``meta`` (e.g. dataset, test_accuracy; plain str/int/float/bool/list/dict
+    values only, so that ``weights_only`` loading accepts them) to ``path`` atomically: a crash
+    leaves either the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"format": _FORMAT, "meta": dict(meta), "state_dict": state}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_classifier(path: Path | str, device: torch.device | str = "cpu") -> tuple[SmallCNN, dict[str, Any]]:
+    """Return the saved ``SmallCNN`` (in eval mode, on ``device``) and its ``meta`` dict.
+
+    A missing, corrupt, truncated or foreign file raises ``UserError``.
+    """
+    path = Path(path)
+    fix = "delete it so that the classifier is trained again"
+    if not path.is_file():
+        raise UserError(f"classifier checkpoint {path} does not exist; train the classifier first")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types here: zip, unpickling, EOF, runtime errors
+        reason = type(exc).__name__
+        raise UserError(f"{path} is not a readable classifier checkpoint ({reason}); {fix}") from None
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        raise UserError(f"{path} is not a {_FORMAT} checkpoint; {fix}")
+    model = SmallCNN()
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError, TypeError) as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise UserError(f"{path} does not match the SmallCNN architecture ({first_line}); {fix}") from None
+    return model.to(device).eval(), dict(payload.get("meta", {}))
