@@ -19,14 +19,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lstmgan.config import DATASETS, GanConfig, PalindromeConfig, SweepConfig, TrackingConfig, build, to_dict
+from lstmgan.config import (DATASETS, GanConfig, PalindromeConfig, SweepConfig, TrackingConfig, build, parse_sets,
+                            to_dict)
 from lstmgan.errors import UserError
 from lstmgan.gan.classifier import load_classifier, save_classifier, train_classifier
 from lstmgan.gan.data import load_images
 from lstmgan.gan.posthoc import load_trained, make_strips, write_samples
 from lstmgan.gan.train import CLASSIFIER_EPOCHS, run_gan
 from lstmgan.launch import Job, resolve_device, run_inprocess
+from lstmgan.report import build_report
 from lstmgan.rundir import RunDir, check_writable, inspect
+from lstmgan.study import load_study, study_jobs
 from lstmgan.sweep import HEADER, load_runs, make_jobs, palindrome_job, table_rows, write_summary
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -301,6 +304,62 @@ def sample(
     dev = resolve_device(device or "auto")
     path = write_samples(load_trained(run_dir, dev), n, seed, out, dev)
     out_console.print(f"{n} samples → {path}")
+
+
+@app.command()
+def study(
+    preset: Annotated[str | None, typer.Option(help="A preset of the study file, e.g. quick or full.")] = None,
+    config: Annotated[Path, typer.Option("--config", help="The study file.")] = Path("jobs/study.yaml"),
+    set_: SetOpt = None,
+    dataset: Annotated[str | None, typer.Option(help="GAN dataset: mnist | fashion-mnist.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="GAN data folder (IDX files).")] = None,
+    download: Annotated[bool, typer.Option("--download", help="Let torchvision download the GAN data.")] = False,
+    out: Annotated[Path, typer.Option("--out", help="The study folder.")] = Path("runs/study"),
+    wandb: WandbOpt = "auto",
+    wandb_project: ProjectOpt = "lstmgan",
+    wandb_entity: EntityOpt = None,
+    device: DeviceOpt = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run everything the report needs: the sweep, the ablation, one GAN run and its interpolation."""
+    overrides: dict[str, Any] = {"gan.dataset": dataset, "gan.data_dir": str(data_dir) if data_dir else None,
+                                 "gan.download": download or None}
+    if device:
+        overrides.update({"sweep.device": device, "ablation.device": device, "gan.device": device})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    cfg = load_study(config, preset, {**overrides, **parse_sets(set_)})
+    jobs = study_jobs(cfg, out, tracking_config(wandb, wandb_project, wandb_entity), force=force)
+    preflight(jobs, out)
+    check_gan_inputs(jobs[-1].config)
+    with progress_display(quiet, len(jobs)) as progress:
+        run_inprocess(jobs, lambda i, j: epoch_reporter(progress, i, j))
+    if cfg.interpolation_pairs:
+        dev = resolve_device(cfg.gan.device)
+        try:
+            make_strips(load_trained(jobs[-1].run_dir, dev), steps=cfg.interpolation_steps, method="lerp",
+                        pairs=cfg.interpolation_pairs, seed=0, min_confidence=0.9,
+                        tracking=tracking_config(wandb, wandb_project, wandb_entity), device=dev)
+        except UserError as e:  # a weak GAN is a result to report, not a failed study
+            console.print(f"interpolation skipped: {e}", markup=False)
+    sweep_dir = out / cfg.sweep.name
+    print_summary(f"Study {out.name}: palindrome sweep", table_rows(write_summary(sweep_dir, load_runs(sweep_dir))))
+    out_console.print(f"Study complete: {len(jobs)} runs under {out}. Next: lstmgan report {out}")
+
+
+@app.command()
+def report(
+    folder: Annotated[Path, typer.Argument(help="A study folder (or a sweep folder), e.g. runs/study.")],
+    wandb: Annotated[str, typer.Option("--wandb", help="auto | online | offline | disabled: log the figures to W&B.")]
+    = "auto",
+) -> None:
+    """Rebuild the study report (report.md, report.html, figures/) from run folders; never trains."""
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder; give the study folder, e.g. runs/study")
+    tracking_config(wandb, "lstmgan", None)
+    check_writable(folder)
+    md, page = build_report(folder, wandb)
+    out_console.print(f"Report: {md} and {page}")
 
 
 # --- entry point -----------------------------------------------------------------------------------

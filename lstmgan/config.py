@@ -128,6 +128,44 @@ class GanConfig:
                 raise UserError(f"{key} must be in [0, 1), got {getattr(self, key)}")
 
 
+@dataclass(frozen=True)
+class AblationConfig:
+    """Final val accuracy over lengths × models × initialisation × input encoding (× seeds)."""
+
+    lengths: list[int] = field(default_factory=lambda: [5, 10, 15, 20])
+    models: list[str] = field(default_factory=lambda: list(MODELS))
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    inits: list[str] = field(default_factory=lambda: list(INITS))
+    encodings: list[str] = field(default_factory=lambda: list(ENCODINGS))
+    run: PalindromeConfig = field(default_factory=PalindromeConfig)
+
+    def validate(self) -> None:
+        for value in self.inits:
+            _choice("init", value, INITS)
+        for value in self.encodings:
+            _choice("encoding", value, ENCODINGS)
+        SweepConfig(name="ablation", lengths=self.lengths, models=self.models, seeds=self.seeds,
+                    run=self.run).validate()
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything the study report needs: the sweep, the ablation, one GAN run and its interpolation."""
+
+    sweep: SweepConfig = field(default_factory=lambda: SweepConfig(seeds=[0, 1, 2, 3, 4]))
+    ablation: AblationConfig = field(default_factory=AblationConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
+    interpolation_steps: int = 7
+    interpolation_pairs: int = 2
+
+    def validate(self) -> None:
+        self.sweep.validate()
+        self.ablation.validate()
+        self.gan.validate()
+        _at_least("interpolation_steps", self.interpolation_steps, 1)
+        _at_least("interpolation_pairs", self.interpolation_pairs, 0)
+
+
 _EXAMPLE = {"lengths": "5 10", "models": "rnn lstm", "seeds": "0 1 2"}
 
 
@@ -183,19 +221,30 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
 
 
 def apply(cfg: C, values: dict[str, Any], source: str) -> C:
-    """Return a copy of `cfg` with `values` applied; `source` names where they came from in errors."""
+    """Return a copy of `cfg` with `values` applied; `source` names where they came from in errors.
+
+    A key names a field of `cfg`, a field inside one of its wrapped configs (`epochs` reaches
+    `run.epochs` when only one wrapped config has it), or a dotted path (`gan.epochs`). A wrapped
+    config's key may also hold a mapping (`sweep: {epochs: 30}` in YAML)."""
     changes: dict[str, Any] = {}
     nested: dict[str, dict[str, Any]] = {}
     own = {f.name: f for f in dataclasses.fields(cfg)}
     wrapped = [name for name in own if dataclasses.is_dataclass(getattr(cfg, name))]
     for key, value in values.items():
         head, _, rest = key.partition(".")
-        if rest and head in own and dataclasses.is_dataclass(getattr(cfg, head)):
+        if rest and head in wrapped:
             nested.setdefault(head, {})[rest] = value
-        elif key in own and not dataclasses.is_dataclass(getattr(cfg, key)):
+        elif key in wrapped:
+            if not isinstance(value, dict):
+                raise UserError(f"{source}: {key} must be a mapping of settings, got {value!r}")
+            nested.setdefault(key, {}).update(value)
+        elif key in own:
             changes[key] = _coerce(own[key].type, value, key, source)
         else:
             inner = [name for name in wrapped if key in _field_names(getattr(cfg, name))]
+            if len(inner) > 1:
+                raise UserError(f"{source}: {key!r} is ambiguous; write one of "
+                                f"{', '.join(f'{name}.{key}' for name in inner)}")
             if not inner:
                 known = sorted(k for k in own if k not in wrapped)
                 for name in wrapped:
@@ -237,7 +286,12 @@ def build(cls: type[C], *, yaml_path: Path | None, flags: dict[str, Any], sets: 
 # --- type coercion and checks ------------------------------------------------------------------------
 
 def _field_names(cfg: Any) -> set[str]:
-    return {f.name for f in dataclasses.fields(cfg)}
+    """Keys that reach a setting of cfg without a dotted path: its own, and its wrapped configs'."""
+    names = set()
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        names |= _field_names(value) if dataclasses.is_dataclass(value) else {f.name}
+    return names
 
 
 def _coerce(annotation: Any, value: Any, key: str, source: str) -> Any:

@@ -19,6 +19,7 @@ import submitit
 import torch
 
 from lstmgan.config import TrackingConfig, to_dict
+from lstmgan.environment import describe
 from lstmgan.errors import UserError
 from lstmgan.rundir import RunDir, State, load_checkpoint, prepare
 from lstmgan.tracking import Tracker
@@ -90,7 +91,7 @@ class Job:
             run = Run(run_dir, tracker, device, checkpoint, progress or log_progress(self.label))
             result = self.experiment(self.config, run)
             result = {**result, "device": str(device), "wall_time_s": time.time() - started,
-                      "resumed": checkpoint is not None}
+                      "resumed": checkpoint is not None, "env": describe(device)}
             tracker.summary({k: v for k, v in result.items() if isinstance(v, (int, float, str))})
         run_dir.write_result(result)
         return result

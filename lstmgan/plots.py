@@ -93,3 +93,41 @@ def gan_losses(metrics: list[dict[str, Any]], path: Path) -> Path:
     for ax in (ax_loss, ax_d):
         ax.grid(alpha=0.3)
     return save_figure(fig, path)
+
+
+def heatmap(matrix: list[list[float]], rows: list[str], columns: list[str], path: Path, title: str) -> Path:
+    data = np.array(matrix, dtype=float)
+    fig, ax = plt.subplots(figsize=(1.6 * len(columns) + 3.5, 0.5 * len(rows) + 1.5))
+    image = ax.imshow(data, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(columns)), columns)
+    ax.set_yticks(range(len(rows)), rows)
+    for (i, j), value in np.ndenumerate(data):
+        text = "–" if np.isnan(value) else f"{100 * value:.0f}%"
+        ax.text(j, i, text, ha="center", va="center", color="white" if np.isnan(value) or value < 0.6 else "black")
+    fig.colorbar(image, ax=ax, label="accuracy")
+    ax.set_title(title)
+    return save_figure(fig, path)
+
+
+def fid_curve(evals: list[dict[str, Any]], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    epochs = [m["epoch"] for m in evals]
+    ax.plot(epochs, [m["fid"] for m in evals], "o-", label="generated vs real test")
+    ax.plot(epochs, [m["fid_floor"] for m in evals], "k--", label="floor: real train vs real test")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("classifier-FID")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return save_figure(fig, path)
+
+
+def class_histogram_figure(counts: list[int], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.bar(range(len(counts)), counts, color="tab:blue")
+    ax.axhline(sum(counts) / len(counts), color="grey", linestyle=":", label="uniform")
+    ax.set_xticks(range(len(counts)))
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("samples")
+    ax.legend()
+    return save_figure(fig, path)

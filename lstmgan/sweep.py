@@ -19,8 +19,10 @@ from lstmgan.palindrome.train import run_palindrome
 from lstmgan.rundir import RunDir, write_text_atomic
 
 
-def run_name(cfg: PalindromeConfig) -> str:
-    return f"{cfg.model}-L{cfg.length}-s{cfg.seed}"
+def run_name(cfg: PalindromeConfig, *, variant: bool = False) -> str:
+    """rnn-L5-s0; with variant=True also the initialisation and encoding: rnn-L5-normal-scalar-s0."""
+    middle = f"-{cfg.init}-{cfg.encoding}" if variant else ""
+    return f"{cfg.model}-L{cfg.length}{middle}-s{cfg.seed}"
 
 
 def expand(sweep: SweepConfig) -> list[PalindromeConfig]:
@@ -28,11 +30,12 @@ def expand(sweep: SweepConfig) -> list[PalindromeConfig]:
             for length in sweep.lengths for m in sweep.models for s in sweep.seeds]
 
 
-def palindrome_job(cfg: PalindromeConfig, sweep_dir: Path, tracking: TrackingConfig, *, force: bool) -> Job:
+def palindrome_job(cfg: PalindromeConfig, sweep_dir: Path, tracking: TrackingConfig, *, force: bool,
+                   variant: bool = False) -> Job:
     """One run, tracked so that W&B groups a sweep's runs: group = sweep, job_type = model."""
-    tracking = replace(tracking, group=sweep_dir.name, job_type=cfg.model,
-                       tags=(cfg.model, f"L{cfg.length}", *tracking.tags))
-    return Job(run_palindrome, cfg, sweep_dir / run_name(cfg), tracking, force=force)
+    tags = (cfg.model, f"L{cfg.length}", *((cfg.init, cfg.encoding) if variant else ()), *tracking.tags)
+    tracking = replace(tracking, group=sweep_dir.name, job_type=cfg.model, tags=tags)
+    return Job(run_palindrome, cfg, sweep_dir / run_name(cfg, variant=variant), tracking, force=force)
 
 
 def make_jobs(sweep: SweepConfig, out: Path, tracking: TrackingConfig, *, force: bool) -> list[Job]:
