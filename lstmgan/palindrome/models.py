@@ -10,14 +10,20 @@
     both:  p = W_ph h_T + b_p        (logits; the loss applies the softmax)
 
 h_0 = c_0 = 0. Weights are stored as (in, out) so that `x @ W` reads like the equations' W x for a
-batch of row vectors. Two things make these fast without changing the math: the input terms W_·x x_t of
-all time steps are computed in one matrix product before the loop, and the LSTM's four gates are
-evaluated as one product against the gate matrices laid side by side.
+batch of row vectors.
+
+`forward_reference` is the equations, step by step, differentiated by autograd: the readable definition.
+`forward` computes the same numbers faster (the tests hold the two equal, values and gradients):
+the input terms W_·x x_t of all time steps are one matrix product before the loop, the LSTM's four gates
+are one product against the gate matrices laid side by side, and the recurrence is a custom autograd
+Function whose backward pass is the hand-derived BPTT — one small matmul per step, and the gradient of
+W_·h summed over all steps in a single matmul at the end — instead of autograd's per-op graph.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,13 +40,20 @@ class VanillaRNN(nn.Module):
         self.W_hx, self.W_hh, self.b_h = _param(input_dim, hidden), _param(hidden, hidden), _param(hidden)
         self.W_ph, self.b_p = _param(hidden, num_classes), _param(num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def input_terms(self, x: torch.Tensor) -> torch.Tensor:
+        """W_hx x_t + b_h for every t at once: N × T × H."""
+        return torch.addmm(self.b_h, x.flatten(0, 1), self.W_hx).view(x.shape[0], x.shape[1], -1)
+
+    def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
         """x: N × T × input_dim → logits N × num_classes."""
-        xw = torch.addmm(self.b_h, x.flatten(0, 1), self.W_hx).view(x.shape[0], x.shape[1], -1)
+        xw = self.input_terms(x)
         h = x.new_zeros(x.shape[0], self.hidden)
         for t in range(x.shape[1]):
-            h = torch.tanh(torch.addmm(xw[:, t], h, self.W_hh))
-        return torch.addmm(self.b_p, h, self.W_ph)
+            h = torch.tanh(xw[:, t] + h @ self.W_hh)
+        return h @ self.W_ph + self.b_p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.b_p, RNNRecurrence.apply(self.input_terms(x), self.W_hh), self.W_ph)
 
 
 class LSTM(nn.Module):
@@ -58,18 +71,90 @@ class LSTM(nn.Module):
     def _stacked(self, kind: str) -> torch.Tensor:
         return torch.cat([getattr(self, f"{kind[0]}_{g}{kind[1:]}") for g in self.GATES], dim=-1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def input_terms(self, x: torch.Tensor) -> torch.Tensor:
+        """W_·x x_t + b_· for the four gates (g, i, f, o side by side) and every t at once: N × T × 4H."""
+        return torch.addmm(self._stacked("b"), x.flatten(0, 1), self._stacked("Wx")).view(x.shape[0], x.shape[1], -1)
+
+    def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
         """x: N × T × input_dim → logits N × num_classes."""
-        n, steps, _ = x.shape
-        W_x, W_h, b = self._stacked("Wx"), self._stacked("Wh"), self._stacked("b")
-        xw = torch.addmm(b, x.flatten(0, 1), W_x).view(n, steps, -1)
-        h = c = x.new_zeros(n, self.hidden)
-        for t in range(steps):
-            pre = torch.addmm(xw[:, t], h, W_h)
-            g, (i, f, o) = torch.tanh(pre[:, : self.hidden]), torch.sigmoid(pre[:, self.hidden:]).chunk(3, dim=1)
+        H = self.hidden
+        xw = self.input_terms(x)
+        h = c = x.new_zeros(x.shape[0], H)
+        for t in range(x.shape[1]):
+            pre = xw[:, t] + h @ self._stacked("Wh")
+            g = torch.tanh(pre[:, :H])
+            i, f, o = torch.sigmoid(pre[:, H:]).split(H, dim=1)
             c = g * i + c * f
             h = torch.tanh(c) * o
-        return torch.addmm(self.b_p, h, self.W_ph)
+        return h @ self.W_ph + self.b_p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.b_p, LSTMRecurrence.apply(self.input_terms(x), self._stacked("Wh")), self.W_ph)
+
+
+class RNNRecurrence(torch.autograd.Function):
+    """h_t = tanh(xw_t + h_{t-1} W_hh), h_0 = 0; returns h_T. Inputs: xw (N × T × H), W_hh (H × H)."""
+
+    @staticmethod
+    def forward(ctx: Any, xw: torch.Tensor, W_hh: torch.Tensor) -> torch.Tensor:
+        n, steps, H = xw.shape
+        hs = xw.new_zeros(n, steps + 1, H)  # hs[:, t + 1] = h_t
+        for t in range(steps):
+            torch.tanh(torch.addmm(xw[:, t], hs[:, t], W_hh), out=hs[:, t + 1])
+        ctx.save_for_backward(W_hh, hs)
+        return hs[:, -1].clone()
+
+    @staticmethod
+    def backward(ctx: Any, dh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        W_hh, hs = ctx.saved_tensors
+        steps = hs.shape[1] - 1
+        dpre = torch.empty_like(hs[:, 1:])
+        for t in reversed(range(steps)):
+            h = hs[:, t + 1]
+            torch.mul(dh, 1 - h * h, out=dpre[:, t])  # tanh' = 1 − tanh²
+            dh = dpre[:, t] @ W_hh.T
+        H = hs.shape[2]
+        return dpre, hs[:, :-1].reshape(-1, H).T @ dpre.reshape(-1, H)
+
+
+class LSTMRecurrence(torch.autograd.Function):
+    """The LSTM cell over all steps; returns h_T. Inputs: xw (N × T × 4H, gates g, i, f, o), W_h (H × 4H)."""
+
+    @staticmethod
+    def forward(ctx: Any, xw: torch.Tensor, W_h: torch.Tensor) -> torch.Tensor:
+        n, steps, four_h = xw.shape
+        H = four_h // 4
+        gates = torch.empty_like(xw)  # g, i, f, o after their nonlinearities, kept for backward
+        cs = xw.new_zeros(n, steps + 1, H)  # cs[:, t + 1] = c_t
+        hs = xw.new_zeros(n, steps + 1, H)
+        for t in range(steps):
+            pre, gate = torch.addmm(xw[:, t], hs[:, t], W_h), gates[:, t]
+            torch.tanh(pre[:, :H], out=gate[:, :H])
+            torch.sigmoid(pre[:, H:], out=gate[:, H:])
+            g, i, f, o = gate.split(H, dim=1)
+            torch.addcmul(g * i, cs[:, t], f, out=cs[:, t + 1])  # c_t = g ⊙ i + c_{t−1} ⊙ f
+            torch.mul(torch.tanh(cs[:, t + 1]), o, out=hs[:, t + 1])  # h_t = tanh(c_t) ⊙ o
+        ctx.save_for_backward(W_h, gates, cs, hs)
+        return hs[:, -1].clone()
+
+    @staticmethod
+    def backward(ctx: Any, dh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        W_h, gates, cs, hs = ctx.saved_tensors
+        steps, H = gates.shape[1], hs.shape[2]
+        dpre = torch.empty_like(gates)
+        dc = torch.zeros_like(dh)
+        for t in reversed(range(steps)):
+            g, i, f, o = gates[:, t].split(H, dim=1)
+            tanh_c = torch.tanh(cs[:, t + 1])
+            dc = dc + dh * o * (1 - tanh_c * tanh_c)
+            d = dpre[:, t]
+            torch.mul(dc * i, 1 - g * g, out=d[:, :H])  # through g = tanh(·)
+            torch.mul(dc * g, i * (1 - i), out=d[:, H:2 * H])  # through i = σ(·)
+            torch.mul(dc * cs[:, t], f * (1 - f), out=d[:, 2 * H:3 * H])  # through f
+            torch.mul(dh * tanh_c, o * (1 - o), out=d[:, 3 * H:])  # through o
+            dc = dc * f
+            dh = d @ W_h.T
+        return dpre, hs[:, :-1].reshape(-1, H).T @ dpre.reshape(-1, 4 * H)
 
 
 def init_parameters(model: nn.Module, scheme: str, std: float) -> None:
