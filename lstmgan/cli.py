@@ -6,11 +6,16 @@ before every input has been checked.
 
 from __future__ import annotations
 
+import functools
+import inspect as pyinspect
 import logging
+import os
+import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import typing
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,11 +31,13 @@ from lstmgan.gan.classifier import load_classifier, save_classifier, train_class
 from lstmgan.gan.data import load_images
 from lstmgan.gan.posthoc import load_trained, make_strips, write_samples
 from lstmgan.gan.train import CLASSIFIER_EPOCHS, run_gan
-from lstmgan.launch import Job, resolve_device, run_inprocess
+from lstmgan.launch import Job, resolve_device, run_inprocess, run_parallel
 from lstmgan.report import build_report
 from lstmgan.rundir import RunDir, check_writable, inspect
+from lstmgan.slurm import (ClusterProfile, TaskStatus, load_profile, make_executor, offline_runs, sbatch_script,
+                           submit, task_statuses, wait, wandb_sync_command)
 from lstmgan.study import load_study, study_jobs
-from lstmgan.sweep import HEADER, load_runs, make_jobs, palindrome_job, table_rows, write_summary
+from lstmgan.sweep import HEADER, load_runs, longest_first, make_jobs, palindrome_job, table_rows, write_summary
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Palindromes (LSTM vs vanilla RNN) and an MNIST GAN, locally or on SLURM, tracked in W&B.")
@@ -53,6 +60,17 @@ DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cu
 EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Training epochs.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Start over even if the run folder holds a run.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress display.")]
+JobsOpt = Annotated[int | None, typer.Option("--jobs", help="Runs trained side by side in local processes "
+                                             "(default: one per CPU core; 1 on a GPU).")]
+
+
+def local_workers(requested: int | None, device: str) -> int:
+    """How many runs to train side by side: one per core on the CPU (each run uses one thread), one on a GPU."""
+    if requested is not None:
+        if requested < 1:
+            raise UserError(f"--jobs must be at least 1, got {requested}")
+        return requested
+    return 1 if resolve_device(device).type == "cuda" else os.cpu_count() or 1
 
 
 def tracking_config(mode: str, project: str, entity: str | None) -> TrackingConfig:
@@ -82,33 +100,156 @@ def progress_display(quiet: bool, total: int) -> Iterator[Any]:
 
 
 def epoch_reporter(progress: Any, index: int, job: Job) -> Any:
+    """Progress of one run as a line of the display, shown from its first epoch until it ends."""
     if progress is None:
         return lambda done, total, text: None
     runs_task = progress.task_ids[0]
-    task = progress.add_task(f"run {index + 1}: {job.label}", total=None, text="")
+    task: list[Any] = []
 
     def report(done: int, total: int, text: str) -> None:
-        progress.update(task, completed=done, total=total, text=text)
+        if not task:
+            task.append(progress.add_task(f"run {index + 1}: {job.label}", total=total, text=""))
+        progress.update(task[0], completed=done, total=total, text=text)
         if done == total:
             progress.update(runs_task, advance=1)
-            progress.remove_task(task)
+            progress.remove_task(task[0])
 
     return report
 
 
-def print_summary(title: str, rows: list[list[str]]) -> None:
+def print_summary(title: str, rows: list[list[str]], header: Sequence[str] = HEADER) -> None:
     table = Table(title=title)
-    for column in HEADER:
-        table.add_column(column)
+    for column in header:
+        table.add_column(column, overflow="fold")  # long paths wrap instead of being cut
     for cells in rows:
         table.add_row(*cells)
     out_console.print(table)
+
+
+def show_summary(sweep_dir: Path, title: str) -> None:
+    """Write summary.md/.csv and figures from the run folders on disk, and print the table."""
+    rows = write_summary(sweep_dir, load_runs(sweep_dir))
+    print_summary(title, table_rows(rows))
+    out_console.print(f"Summary: {sweep_dir / 'summary.md'}, figures: {sweep_dir / 'figures'}")
+
+
+# --- SLURM -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlurmRequest:
+    profile: ClusterProfile
+    source: str  # the profile file, or "built-in defaults"
+    wait: bool
+    dry_run: bool
+
+
+def slurm_flags(
+    slurm: Annotated[bool, typer.Option("--slurm", help="Submit to SLURM (one job array) instead of training here.")]
+    = False,
+    cluster: Annotated[Path | None, typer.Option("--cluster", help="Cluster profile YAML (jobs/clusters/); "
+                                                 "default: built-in (default partition, 1 CPU, 60 min).")] = None,
+    partition: Annotated[str | None, typer.Option("--partition", help="SLURM partition.")] = None,
+    account: Annotated[str | None, typer.Option("--account", help="SLURM account.")] = None,
+    qos: Annotated[str | None, typer.Option("--qos", help="SLURM QOS.")] = None,
+    time: Annotated[int | None, typer.Option("--time", help="Time limit per task, minutes.")] = None,
+    gpus: Annotated[int | None, typer.Option("--gpus", help="GPUs per task.")] = None,
+    cpus: Annotated[int | None, typer.Option("--cpus", help="CPUs per task.")] = None,
+    mem: Annotated[float | None, typer.Option("--mem", help="Memory per task, GB.")] = None,
+    constraint: Annotated[str | None, typer.Option("--constraint", help="Node features (sbatch --constraint).")]
+    = None,
+    container: Annotated[str | None, typer.Option("--container", help="none | apptainer | singularity | pyxis")]
+    = None,
+    image: Annotated[str | None, typer.Option("--image", help="Container image (.sif file or image reference).")]
+    = None,
+    wait_: Annotated[bool, typer.Option("--wait", help="With --slurm: block until all tasks end; exit 1 if any "
+                                        "failed.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="With --slurm: print the sbatch script, submit "
+                                          "nothing.")] = False,
+) -> SlurmRequest | None:
+    flags = {"partition": partition, "account": account, "qos": qos, "time": time, "gpus": gpus, "cpus": cpus,
+             "mem": mem, "constraint": constraint, "container.runtime": container, "container.image": image}
+    if not slurm:
+        given = [f"--{k.split('.')[-1].replace('runtime', 'container')}" for k, v in flags.items() if v is not None]
+        given += [flag for flag, on in (("--cluster", cluster), ("--wait", wait_), ("--dry-run", dry_run)) if on]
+        if given:
+            raise UserError(f"{', '.join(given)} only apply to SLURM submissions; add --slurm")
+        return None
+    profile = load_profile(cluster, flags)
+    return SlurmRequest(profile, str(cluster) if cluster else "built-in defaults", wait_, dry_run)
+
+
+def with_slurm_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a training command the flags of `slurm_flags`; the command receives them as one `slurm` argument
+    (a SlurmRequest, or None to train here)."""
+    own = pyinspect.signature(command, eval_str=True)
+    extra = pyinspect.signature(slurm_flags, eval_str=True)
+    hints = {**typing.get_type_hints(command, include_extras=True),
+             **typing.get_type_hints(slurm_flags, include_extras=True)}
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        request = slurm_flags(**{name: kwargs.pop(name) for name in extra.parameters})
+        command(**kwargs, slurm=request)
+
+    params = [p for p in own.parameters.values() if p.name != "slurm"] + list(extra.parameters.values())
+    wrapper.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {k: v for k, v in hints.items() if k not in ("slurm", "return")}
+    return wrapper
+
+
+def run_on_slurm(jobs: Sequence[Job], sweep_dir: Path, request: SlurmRequest, quiet: bool,
+                 summary_title: str | None = None) -> None:
+    """Submit the jobs as one array (or only print its sbatch script); with --wait, follow it to the end."""
+    if request.dry_run:
+        executor = make_executor(sweep_dir / "submitit", request.profile, f"lstmgan-{sweep_dir.name}", preview=True)
+        out_console.print(f"# {len(jobs)} task(s) from profile {request.source}; submitit folder "
+                          f"{executor.folder}; nothing was submitted", markup=False, highlight=False)
+        for i, job in enumerate(jobs):
+            out_console.print(f"#   task {i}: {job.run_dir}", markup=False, highlight=False)
+        out_console.print(sbatch_script(executor, len(jobs)), markup=False, highlight=False)
+        return
+    record = submit(jobs, sweep_dir, request.profile, request.source)
+    out_console.print(f"Submitted SLURM job {record['job_id']} ({len(jobs)} task(s)) → {sweep_dir}; "
+                      f"follow it with `lstmgan status {sweep_dir}`", markup=False, highlight=False)
+    if not request.wait:
+        return
+    with progress_display(quiet, len(jobs)) as progress:
+        statuses = wait(sweep_dir, record, lambda s: report_tasks(progress, s))
+    print_status(sweep_dir, statuses)
+    if summary_title:
+        show_summary(sweep_dir, summary_title)
+    failed = [s for s in statuses if s.outcome == "failed"]
+    if failed:
+        console.print(f"lstmgan: {len(failed)} of {len(statuses)} task(s) failed: {failed[0].run_dir.name}: "
+                      f"{failed[0].error} (log: {failed[0].log})", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def report_tasks(progress: Any, statuses: list[TaskStatus]) -> None:
+    if progress is None:
+        return
+    counts: dict[str, int] = {}
+    for s in statuses:
+        counts[s.state] = counts.get(s.state, 0) + 1
+    text = ", ".join(f"{n} {state.lower()}" for state, n in sorted(counts.items()))
+    progress.update(progress.task_ids[0], completed=sum(s.outcome != "active" for s in statuses), text=text)
+
+
+STATUS_HEADER = ["run", "SLURM id", "state", "epoch", "last val acc / FID", "log"]
+
+
+def print_status(sweep_dir: Path, statuses: list[TaskStatus]) -> None:
+    rows = [[s.run_dir.name, s.job_id, s.state + (f": {s.error}" if s.error and s.error != s.state else ""),
+             "–" if s.epoch is None else str(s.epoch), s.last_metric, s.log] for s in statuses]
+    print_summary(f"{sweep_dir}: {len(statuses)} task(s)", rows, STATUS_HEADER)
 
 
 # --- commands --------------------------------------------------------------------------------------
 
 
 @app.command()
+@with_slurm_options
 def palindrome(
     model: Annotated[str | None, typer.Option(help="rnn | lstm")] = None,
     length: Annotated[int | None, typer.Option(help="Digits the network reads (palindrome has length + 1).")] = None,
@@ -124,6 +265,7 @@ def palindrome(
     device: DeviceOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
+    slurm: SlurmRequest | None = None,
 ) -> None:
     """Train one model on palindromes of one length."""
     cfg = build(PalindromeConfig, yaml_path=config,
@@ -132,6 +274,8 @@ def palindrome(
     job = palindrome_job(cfg, out / (name or "palindrome"), tracking_config(wandb, wandb_project, wandb_entity),
                          force=force)
     preflight([job], out)
+    if slurm:
+        return run_on_slurm([job], job.run_dir.parent, slurm, quiet)
     with progress_display(quiet, 1) as progress:
         (outcome,) = run_inprocess([job], lambda i, j: epoch_reporter(progress, i, j))
     result = outcome.result or {}
@@ -140,6 +284,7 @@ def palindrome(
 
 
 @app.command()
+@with_slurm_options
 def sweep(
     lengths: Annotated[list[int] | None, typer.Option(help="Lengths: --lengths 5 10 15 20 (or 5,10,15,20).")] = None,
     models: Annotated[list[str] | None, typer.Option(help="Models: --models rnn lstm.")] = None,
@@ -155,6 +300,8 @@ def sweep(
     device: DeviceOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
+    jobs_: JobsOpt = None,
+    slurm: SlurmRequest | None = None,
 ) -> None:
     """RNN and LSTM at each length and seed; prints and writes the summary table and figures."""
     cfg = build(SweepConfig, yaml_path=config,
@@ -162,15 +309,18 @@ def sweep(
                        "device": device}, sets=set_)
     jobs = make_jobs(cfg, out, tracking_config(wandb, wandb_project, wandb_entity), force=force)
     preflight(jobs, out)
-    with progress_display(quiet, len(jobs)) as progress:
-        run_inprocess(jobs, lambda i, j: epoch_reporter(progress, i, j))
     sweep_dir = out / cfg.name
-    rows = write_summary(sweep_dir, load_runs(sweep_dir))
-    print_summary(f"Sweep {cfg.name}: {len(jobs)} runs, {cfg.run.epochs} epochs", table_rows(rows))
-    out_console.print(f"Summary: {sweep_dir / 'summary.md'}, figures: {sweep_dir / 'figures'}")
+    title = f"Sweep {cfg.name}: {len(jobs)} runs, {cfg.run.epochs} epochs"
+    if slurm:
+        return run_on_slurm(jobs, sweep_dir, slurm, quiet, summary_title=title)
+    with progress_display(quiet, len(jobs)) as progress:
+        run_parallel(longest_first(jobs), local_workers(jobs_, cfg.run.device),
+                     lambda i, j: epoch_reporter(progress, i, j))
+    show_summary(sweep_dir, title)
 
 
 @app.command()
+@with_slurm_options
 def gan(
     dataset: Annotated[str | None, typer.Option(help="mnist | fashion-mnist")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Folder with the IDX files (torchvision layout or flat).")] = None,
@@ -187,6 +337,7 @@ def gan(
     device: DeviceOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
+    slurm: SlurmRequest | None = None,
 ) -> None:
     """Train the MLP GAN; sample grids, losses, classifier-FID and a checkpoint every epoch."""
     cfg = build(GanConfig, yaml_path=config,
@@ -200,6 +351,8 @@ def gan(
     job = Job(run_gan, cfg, out / name / f"{cfg.dataset}-s{cfg.seed}", tracking, step_key="step", force=force)
     preflight([job], out)
     check_gan_inputs(cfg)
+    if slurm:
+        return run_on_slurm([job], job.run_dir.parent, slurm, quiet)
     with progress_display(quiet, 1) as progress:
         (outcome,) = run_inprocess([job], lambda i, j: epoch_reporter(progress, i, j))
     result = outcome.result or {}
@@ -246,6 +399,49 @@ def classifier(
         model, accuracy = train_classifier(*train, *test, epochs=epochs, seed=0, device=dev)
     save_classifier(model, path, {"dataset": dataset, "test_accuracy": accuracy, "train_images": len(train[0])})
     out_console.print(f"{path}: {dataset} test accuracy {100 * accuracy:.2f} %")
+
+
+SweepDirArg = Annotated[Path, typer.Argument(help="A sweep folder, e.g. runs/palindrome.")]
+
+
+def existing_sweep(sweep_dir: Path) -> Path:
+    if not sweep_dir.is_dir():
+        raise UserError(f"{sweep_dir} is not a folder; give a sweep folder such as runs/palindrome")
+    return sweep_dir
+
+
+@app.command()
+def status(sweep_dir: SweepDirArg) -> None:
+    """Per task: SLURM id, state, epoch reached, last val acc or FID, log file (local sweeps too)."""
+    statuses = task_statuses(existing_sweep(sweep_dir))
+    if not statuses:
+        raise UserError(f"{sweep_dir} holds no runs and no SLURM submission")
+    print_status(sweep_dir, statuses)
+
+
+@app.command()
+def collect(sweep_dir: SweepDirArg) -> None:
+    """Summary table, summary.md/.csv and figures from the runs that finished so far."""
+    if not load_runs(existing_sweep(sweep_dir)):
+        raise UserError(f"{sweep_dir} holds no palindrome runs; `lstmgan status {sweep_dir}` shows what it holds")
+    show_summary(sweep_dir, f"Sweep {sweep_dir.name} (collected)")
+
+
+@app.command()
+def sync(
+    sweep_dir: SweepDirArg,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the offline runs, upload nothing.")] = False,
+) -> None:
+    """Upload the sweep's offline W&B runs (logged on compute nodes) with `wandb sync`."""
+    runs = offline_runs(existing_sweep(sweep_dir))
+    if not runs:
+        raise UserError(f"no offline W&B runs under {sweep_dir} (looked for */wandb/offline-run-*)")
+    for run in runs:
+        out_console.print(str(run), markup=False, highlight=False)
+    if not dry_run:
+        code = subprocess.call(wandb_sync_command(runs))
+        if code:
+            raise UserError(f"wandb sync failed (exit {code}); log in with `wandb login` or set WANDB_API_KEY")
 
 
 RunDirArg = Annotated[Path, typer.Argument(help="A GAN run folder, e.g. runs/gan/mnist-s0.")]
@@ -321,6 +517,7 @@ def study(
     device: DeviceOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
+    jobs_: JobsOpt = None,
 ) -> None:
     """Run everything the report needs: the sweep, the ablation, one GAN run and its interpolation."""
     overrides: dict[str, Any] = {"gan.dataset": dataset, "gan.data_dir": str(data_dir) if data_dir else None,
@@ -330,10 +527,13 @@ def study(
     overrides = {k: v for k, v in overrides.items() if v is not None}
     cfg = load_study(config, preset, {**overrides, **parse_sets(set_)})
     jobs = study_jobs(cfg, out, tracking_config(wandb, wandb_project, wandb_entity), force=force)
+    palindromes, gan_jobs = jobs[:-1], jobs[-1:]
     preflight(jobs, out)
     check_gan_inputs(jobs[-1].config)
     with progress_display(quiet, len(jobs)) as progress:
-        run_inprocess(jobs, lambda i, j: epoch_reporter(progress, i, j))
+        report = lambda i, j: epoch_reporter(progress, i, j)  # noqa: E731
+        run_parallel(longest_first(palindromes), local_workers(jobs_, cfg.sweep.run.device), report)
+        run_inprocess(gan_jobs, lambda i, j: report(len(palindromes) + i, j))
     if cfg.interpolation_pairs:
         dev = resolve_device(cfg.gan.device)
         try:
@@ -395,7 +595,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = expand_multi_value(sys.argv[1:] if argv is None else list(argv))
     command = typer.main.get_command(app)
     try:
-        command.main(args, prog_name="lstmgan", standalone_mode=False)
+        code = command.main(args, prog_name="lstmgan", standalone_mode=False)
     except UserError as e:
         console.print(f"lstmgan: error: {e}", markup=False, highlight=False, soft_wrap=True)
         return 2
@@ -410,7 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         console.print("lstmgan: interrupted; rerun the same command to resume from the last checkpoint")
         return 130
-    return 0
+    return code if isinstance(code, int) else 0  # typer.Exit(n) raised in a command comes back as n
 
 
 def entrypoint() -> None:

@@ -8,7 +8,10 @@ same Job called again, and resumes from the run directory's checkpoint.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import multiprocessing
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -120,6 +123,54 @@ def run_inprocess(jobs: Sequence[Job], progress: Callable[[int, Job], Progress] 
     for i, job in enumerate(jobs):
         outcomes.append(Outcome(job, result=job(progress(i, job) if progress else None)))
     return outcomes
+
+
+class _QueueProgress:
+    """Progress from a worker process: (index, done, total, text) onto a queue the parent reads."""
+
+    def __init__(self, queue: Any, index: int) -> None:
+        self.queue, self.index = queue, index
+
+    def __call__(self, done: int, total: int, text: str) -> None:
+        self.queue.put((self.index, done, total, text))
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _call(job: Job, progress: Progress) -> dict[str, Any]:
+    return job(progress)
+
+
+def run_parallel(jobs: Sequence[Job], workers: int,
+                 progress: Callable[[int, Job], Progress] | None = None) -> list[Outcome]:
+    """Run jobs in `workers` local processes, the machine's cores shared between them. Worker processes
+    are spawned (never forked), which is safe with CUDA; the first error is raised here after the
+    running jobs finish, as run_inprocess would raise it."""
+    if workers <= 1 or len(jobs) <= 1:
+        return run_inprocess(jobs, progress)
+    ctx = multiprocessing.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    reporters = {i: progress(i, job) for i, job in enumerate(jobs)} if progress else {}
+    with ctx.Manager() as manager, concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)) as pool:
+        queue = manager.Queue()
+        futures = {pool.submit(_call, job, _QueueProgress(queue, i)): i for i, job in enumerate(jobs)}
+        pending = set(futures)
+        while pending:
+            done, pending = concurrent.futures.wait(pending, timeout=0.2,
+                                                    return_when=concurrent.futures.FIRST_EXCEPTION)
+            while not queue.empty():
+                index, step, total, text = queue.get()
+                if index in reporters:
+                    reporters[index](step, total, text)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                for f in pending:
+                    f.cancel()
+                raise failed[0].exception()  # type: ignore[misc]
+        return [Outcome(job, result=f.result()) for f, job in zip(futures, jobs)]
 
 
 def run_submitit(jobs: Sequence[Job], executor: submitit.Executor, *, wait: bool = True) -> list[Outcome]:

@@ -42,6 +42,15 @@ def make_jobs(sweep: SweepConfig, out: Path, tracking: TrackingConfig, *, force:
     return [palindrome_job(cfg, out / sweep.name, tracking, force=force) for cfg in expand(sweep)]
 
 
+def longest_first(jobs: list[Job]) -> list[Job]:
+    """Order palindrome jobs by expected cost, so runs side by side end together (longest first)."""
+    def cost(job: Job) -> float:
+        cfg = job.config
+        return cfg.length * cfg.epochs * cfg.samples * cfg.hidden * (4 if cfg.model == "lstm" else 1)
+
+    return sorted(jobs, key=cost, reverse=True)
+
+
 # --- summary ---------------------------------------------------------------------------------------
 
 

@@ -93,68 +93,75 @@ class LSTM(nn.Module):
 
 
 class RNNRecurrence(torch.autograd.Function):
-    """h_t = tanh(xw_t + h_{t-1} W_hh), h_0 = 0; returns h_T. Inputs: xw (N × T × H), W_hh (H × H)."""
+    """h_t = tanh(xw_t + h_{t-1} W_hh), h_0 = 0; returns h_T. Inputs: xw (N × T × H), W_hh (H × H).
+    Buffers are time-major (T × N × ·) so that each step works on contiguous memory."""
 
     @staticmethod
     def forward(ctx: Any, xw: torch.Tensor, W_hh: torch.Tensor) -> torch.Tensor:
         n, steps, H = xw.shape
-        hs = xw.new_zeros(n, steps + 1, H)  # hs[:, t + 1] = h_t
+        xw_t = xw.transpose(0, 1)
+        hs = xw.new_zeros(steps + 1, n, H)  # hs[t + 1] = h_t
         for t in range(steps):
-            torch.tanh(torch.addmm(xw[:, t], hs[:, t], W_hh), out=hs[:, t + 1])
+            torch.tanh(torch.addmm(xw_t[t], hs[t], W_hh), out=hs[t + 1])
         ctx.save_for_backward(W_hh, hs)
-        return hs[:, -1].clone()
+        return hs[-1].clone()
 
     @staticmethod
     def backward(ctx: Any, dh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         W_hh, hs = ctx.saved_tensors
-        steps = hs.shape[1] - 1
-        dpre = torch.empty_like(hs[:, 1:])
+        steps, _, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+        dpre = 1 - hs[1:] * hs[1:]  # tanh' = 1 − tanh², for all steps at once; × dh_t below
+        W_t = W_hh.T.contiguous()
         for t in reversed(range(steps)):
-            h = hs[:, t + 1]
-            torch.mul(dh, 1 - h * h, out=dpre[:, t])  # tanh' = 1 − tanh²
-            dh = dpre[:, t] @ W_hh.T
-        H = hs.shape[2]
-        return dpre, hs[:, :-1].reshape(-1, H).T @ dpre.reshape(-1, H)
+            dpre[t].mul_(dh)
+            dh = dpre[t] @ W_t
+        return dpre.transpose(0, 1), hs[:-1].reshape(-1, H).T @ dpre.reshape(-1, H)
 
 
 class LSTMRecurrence(torch.autograd.Function):
-    """The LSTM cell over all steps; returns h_T. Inputs: xw (N × T × 4H, gates g, i, f, o), W_h (H × 4H)."""
+    """The LSTM cell over all steps; returns h_T. Inputs: xw (N × T × 4H, gates g, i, f, o), W_h (H × 4H).
+    Buffers are time-major (T × N × ·) so that each step works on contiguous memory."""
 
     @staticmethod
     def forward(ctx: Any, xw: torch.Tensor, W_h: torch.Tensor) -> torch.Tensor:
         n, steps, four_h = xw.shape
         H = four_h // 4
-        gates = torch.empty_like(xw)  # g, i, f, o after their nonlinearities, kept for backward
-        cs = xw.new_zeros(n, steps + 1, H)  # cs[:, t + 1] = c_t
-        hs = xw.new_zeros(n, steps + 1, H)
+        xw_t = xw.transpose(0, 1)
+        gates = xw.new_empty(steps, n, four_h)  # g, i, f, o after their nonlinearities
+        cs = xw.new_zeros(steps + 1, n, H)  # cs[t + 1] = c_t
+        tanh_cs = xw.new_empty(steps, n, H)
+        hs = xw.new_zeros(steps + 1, n, H)
         for t in range(steps):
-            pre, gate = torch.addmm(xw[:, t], hs[:, t], W_h), gates[:, t]
-            torch.tanh(pre[:, :H], out=gate[:, :H])
-            torch.sigmoid(pre[:, H:], out=gate[:, H:])
+            gate = gates[t]
+            torch.addmm(xw_t[t], hs[t], W_h, out=gate)
+            torch.tanh(gate[:, :H], out=gate[:, :H])
+            torch.sigmoid(gate[:, H:], out=gate[:, H:])
             g, i, f, o = gate.split(H, dim=1)
-            torch.addcmul(g * i, cs[:, t], f, out=cs[:, t + 1])  # c_t = g ⊙ i + c_{t−1} ⊙ f
-            torch.mul(torch.tanh(cs[:, t + 1]), o, out=hs[:, t + 1])  # h_t = tanh(c_t) ⊙ o
-        ctx.save_for_backward(W_h, gates, cs, hs)
-        return hs[:, -1].clone()
+            torch.addcmul(g * i, cs[t], f, out=cs[t + 1])  # c_t = g ⊙ i + c_{t−1} ⊙ f
+            torch.tanh(cs[t + 1], out=tanh_cs[t])
+            torch.mul(tanh_cs[t], o, out=hs[t + 1])  # h_t = tanh(c_t) ⊙ o
+        ctx.save_for_backward(W_h, gates, cs, tanh_cs, hs)
+        return hs[-1].clone()
 
     @staticmethod
     def backward(ctx: Any, dh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        W_h, gates, cs, hs = ctx.saved_tensors
-        steps, H = gates.shape[1], hs.shape[2]
-        dpre = torch.empty_like(gates)
+        W_h, gates, cs, tanh_cs, hs = ctx.saved_tensors
+        steps, n, four_h = gates.shape
+        H = four_h // 4
+        g, i, f, o = gates.split(H, dim=2)
+        # Local derivatives for all steps at once: ∂c_t/∂pre_{g,i,f} and ∂h_t/∂pre_o, and ∂h_t/∂c_t.
+        local = torch.cat([i * (1 - g * g), g * i * (1 - i), cs[:-1] * f * (1 - f), tanh_cs * o * (1 - o)], dim=2)
+        dh_dc = o * (1 - tanh_cs * tanh_cs)
+        dpre = local.view(steps, n, 4, H)
         dc = torch.zeros_like(dh)
+        W_t = W_h.T.contiguous()
         for t in reversed(range(steps)):
-            g, i, f, o = gates[:, t].split(H, dim=1)
-            tanh_c = torch.tanh(cs[:, t + 1])
-            dc = dc + dh * o * (1 - tanh_c * tanh_c)
-            d = dpre[:, t]
-            torch.mul(dc * i, 1 - g * g, out=d[:, :H])  # through g = tanh(·)
-            torch.mul(dc * g, i * (1 - i), out=d[:, H:2 * H])  # through i = σ(·)
-            torch.mul(dc * cs[:, t], f * (1 - f), out=d[:, 2 * H:3 * H])  # through f
-            torch.mul(dh * tanh_c, o * (1 - o), out=d[:, 3 * H:])  # through o
-            dc = dc * f
-            dh = d @ W_h.T
-        return dpre, hs[:, :-1].reshape(-1, H).T @ dpre.reshape(-1, 4 * H)
+            dc = torch.addcmul(dc, dh, dh_dc[t])  # c_t reaches the loss directly and through h_t
+            dpre[t].mul_(torch.stack([dc, dc, dc, dh], dim=1))  # gates g, i, f through c_t; o through h_t
+            dc = dc * f[t]  # into c_{t−1}
+            dh = dpre[t].view(n, four_h) @ W_t  # into h_{t−1}
+        dpre = dpre.view(steps, n, four_h)
+        return dpre.transpose(0, 1), hs[:-1].reshape(-1, H).T @ dpre.reshape(-1, four_h)
 
 
 def init_parameters(model: nn.Module, scheme: str, std: float) -> None:

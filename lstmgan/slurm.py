@@ -1,0 +1,363 @@
+"""SLURM through submitit: cluster profiles, submitting a sweep as one job array, and reading it back.
+
+A submission writes nothing but `<sweep>/submitit/` (submitit's pickles, sbatch scripts and logs) and
+`<sweep>/slurm.json` (job ids, run folder per task, the profile used), so `lstmgan status`, `collect` and
+`--wait` work from any later shell. The jobs are the same `Job` objects a local run uses; `RunJob` makes them
+checkpointable, so a timed-out or preempted task is requeued and resumes from its run folder.
+
+Every check (sbatch present, profile valid, request satisfiable via `sbatch --test-only`, no sweep still
+queued in the folder) happens before anything is written or queued.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from submitit.core.utils import FailedJobError, FailedSubmissionError, pickle_load
+from submitit.slurm.slurm import SlurmExecutor, SlurmJob
+
+from lstmgan.config import TrackingConfig, apply, load_yaml, to_dict
+from lstmgan.errors import UserError
+from lstmgan.launch import Job, run_submitit
+from lstmgan.rundir import RunDir, write_json_atomic
+
+RECORD = "slurm.json"
+SUBMITIT = "submitit"
+RUNTIMES = ("none", "apptainer", "singularity", "pyxis")
+# sacct states after which a task will not run again (a requeued task goes back to PENDING).
+FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
+                "DEADLINE", "PREEMPTED", "REVOKED"}
+
+
+# --- the cluster profile -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Container:
+    """Run each task inside the project's image instead of the submitting Python."""
+
+    runtime: str = "none"  # none | apptainer | singularity | pyxis
+    image: str = ""  # apptainer: a .sif file (or docker://…); pyxis: an image reference or a .sqsh file
+    mounts: list[str] = field(default_factory=list)  # extra SRC[:DST] host paths; the submit folder is always mounted
+    python: str = "python"  # the interpreter inside the image
+    options: list[str] = field(default_factory=list)  # extra flags for `apptainer exec` (or srun, with pyxis)
+
+
+@dataclass(frozen=True)
+class ClusterProfile:
+    """Resources and environment of every task of a submission. Defaults = the cluster's defaults, 1 h, CPU."""
+
+    partition: str | None = None  # None: the cluster's default partition
+    account: str | None = None
+    qos: str | None = None
+    time: int = 60  # time limit per task, minutes; on timeout a task checkpoints and is requeued
+    gpus: int = 0  # GPUs per node (one task per node)
+    cpus: int = 1  # CPUs per task
+    mem: float | None = None  # GB per node; None: the partition's default
+    constraint: str | None = None  # node features, e.g. "a100|h100"
+    array_parallelism: int = 32  # array tasks running at once
+    max_requeues: int = 3  # requeues after a timeout (submitit's max_num_timeout); preemptions do not count
+    sbatch: list[str] = field(default_factory=list)  # extra #SBATCH options, e.g. "--mail-type=END", "--exclusive"
+    setup: list[str] = field(default_factory=list)  # shell lines before the task, e.g. "module load cuda/12.4"
+    container: Container = field(default_factory=Container)
+
+    def validate(self) -> None:
+        for key, low in (("time", 1), ("cpus", 1), ("gpus", 0), ("array_parallelism", 1), ("max_requeues", 0)):
+            if getattr(self, key) < low:
+                raise UserError(f"cluster profile: {key} must be at least {low}, got {getattr(self, key)}")
+        if self.mem is not None and not self.mem > 0:
+            raise UserError(f"cluster profile: mem must be a positive number of GB, got {self.mem}")
+        for line in self.sbatch:
+            if not line.removeprefix("#SBATCH").strip().startswith("--"):
+                raise UserError(f"cluster profile: sbatch line {line!r} must be a long option like --mail-type=END")
+        c = self.container
+        if c.runtime not in RUNTIMES:
+            raise UserError(f"cluster profile: unknown container runtime {c.runtime!r}; choose one of: "
+                            f"{', '.join(RUNTIMES)}")
+        if c.runtime != "none" and not c.image:
+            raise UserError(f"cluster profile: container runtime {c.runtime} needs an image (container.image or --image)")
+        if c.runtime in ("apptainer", "singularity") and "://" not in c.image and not Path(c.image).is_file():
+            raise UserError(f"container image {c.image} does not exist; build it with `make apptainer-build` "
+                            f"or give its path with --image")
+
+
+def load_profile(path: Path | None, flags: dict[str, Any]) -> ClusterProfile:
+    """Built-in defaults < the YAML profile < command-line flags (None = not given), then validated."""
+    profile = ClusterProfile()
+    if path is not None:
+        if not Path(path).is_file():
+            raise UserError(f"cluster profile {path} does not exist; see jobs/clusters/ for examples")
+        profile = apply(profile, _flatten(load_yaml(path), str(path)), str(path))
+    profile = apply(profile, {k: v for k, v in flags.items() if v is not None}, "command line")
+    profile.validate()
+    return profile
+
+
+def _flatten(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """`container: {image: x}` → `container.image: x`, the form `config.apply` takes for nested settings."""
+    defaults = ClusterProfile()
+    nested = {f.name for f in dataclasses.fields(defaults) if dataclasses.is_dataclass(getattr(defaults, f.name))}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in nested:
+            if not isinstance(value, dict):
+                raise UserError(f"{source}: {key} must be a section of key: value lines, got {value!r}")
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
+# --- the executor --------------------------------------------------------------------------------------
+
+
+class _PreviewExecutor(SlurmExecutor):
+    """The same executor without submitit's check for `srun`, so --dry-run also works off the cluster."""
+
+    @classmethod
+    def affinity(cls) -> int:
+        return 1
+
+
+def container_launch(c: Container, gpus: int, mounts: Sequence[str]) -> tuple[str | None, list[str]]:
+    """(submitit's `python`, extra srun args) that run the task inside the image. Mounts keep host paths."""
+    binds = [m if ":" in m else f"{m}:{m}" for m in (*mounts, *c.mounts)]
+    workdir = str(Path.cwd())
+    if c.runtime in ("apptainer", "singularity"):
+        argv = [c.runtime, "exec", *(["--nv"] if gpus else []), *[f"--bind={b}" for b in binds],
+                f"--pwd={workdir}", *c.options, c.image, c.python]
+        return shlex.join(argv), []
+    if c.runtime == "pyxis":
+        return shlex.quote(c.python), [f"--container-image={c.image}", f"--container-mounts={','.join(binds)}",
+                                       f"--container-workdir={workdir}", *c.options]
+    return None, []  # the submitting interpreter (submitit's default)
+
+
+def sbatch_options(lines: Sequence[str]) -> dict[str, Any]:
+    """["--mail-type=END", "--exclusive"] → submitit's additional_parameters {"mail-type": "END", "exclusive": True}."""
+    out: dict[str, Any] = {}
+    for line in lines:
+        key, sep, value = line.removeprefix("#SBATCH").strip().removeprefix("--").partition("=")
+        out[key] = value if sep else True
+    return out
+
+
+def make_executor(folder: Path, profile: ClusterProfile, name: str, *, preview: bool = False) -> SlurmExecutor:
+    """A SlurmExecutor (what AutoExecutor(cluster="slurm") wraps) configured from the profile."""
+    # the --out folder (runs, shared GAN classifiers) unless it is under the submit folder, mounted anyway
+    out = folder.parent.parent.resolve()
+    mounts = [str(Path.cwd())] + ([] if out.is_relative_to(Path.cwd()) else [str(out)])
+    python, srun_args = container_launch(profile.container, profile.gpus, mounts)
+    cls = _PreviewExecutor if preview else SlurmExecutor
+    executor = cls(folder, max_num_timeout=profile.max_requeues, python=python)
+    params = {"name": name, "timeout_min": profile.time, "cpus_per_task": profile.cpus, "mem_gb": profile.mem,
+              "gpus_per_node": profile.gpus or None, "partition": profile.partition, "account": profile.account,
+              "qos": profile.qos, "constraint": profile.constraint, "array_parallelism": profile.array_parallelism,
+              "setup": list(profile.setup) or None, "srun_args": srun_args or None,
+              "additional_parameters": sbatch_options(profile.sbatch) or None}
+    # generic names (timeout_min, mem_gb, …) → sbatch's, with submitit's own unit conversion
+    executor.update_parameters(**executor._convert_parameters({k: v for k, v in params.items() if v is not None}))
+    return executor
+
+
+def sbatch_script(executor: SlurmExecutor, tasks: int) -> str:
+    """The sbatch script submitit writes for `tasks` array tasks (a single job when tasks == 1)."""
+    saved = dict(executor.parameters)
+    if tasks > 1:
+        executor.parameters["map_count"] = tasks  # what submitit sets on its array copy of the executor
+    try:
+        return executor._make_submission_file_text(executor._submitit_command_str, "preview")
+    finally:
+        executor.parameters = saved
+
+
+# --- submitting ------------------------------------------------------------------------------------------
+
+
+def require_sbatch() -> None:
+    if shutil.which("sbatch") is None:
+        raise UserError("--slurm needs SLURM's sbatch, which is not on PATH (not a SLURM login node?); "
+                        "run without --slurm to train here")
+
+
+def check_request(script: str, profile: ClusterProfile) -> None:
+    """`sbatch --test-only`: SLURM judges the request (memory, CPUs, partition, …) and queues nothing."""
+    proc = subprocess.run(["sbatch", "--test-only"], input=script, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise UserError(f"SLURM rejects the request ({_sbatch_error(proc.stderr + proc.stdout)}; asked for "
+                        f"{_resources(profile)}); lower --mem/--cpus/--gpus/--time or fix the cluster profile")
+
+
+def _sbatch_error(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def _resources(p: ClusterProfile) -> str:
+    mem = f"{p.mem:g} GB" if p.mem is not None else "default memory"
+    return (f"partition {p.partition or '(default)'}, {p.cpus} CPUs, {mem}, {p.gpus} GPUs, "
+            f"{p.time} min per task")
+
+
+def offline_tracking(tracking: TrackingConfig) -> TrackingConfig:
+    """Compute nodes often have no internet: W&B `auto` means offline there (`lstmgan sync` uploads later)."""
+    return replace(tracking, mode="offline") if tracking.mode == "auto" else tracking
+
+
+def submit(jobs: Sequence[Job], sweep_dir: Path, profile: ClusterProfile, source: str) -> dict[str, Any]:
+    """Submit the jobs as one array without waiting; record it in <sweep>/slurm.json and return the record."""
+    require_sbatch()
+    refuse_if_active(sweep_dir)
+    folder = sweep_dir / SUBMITIT
+    executor = make_executor(folder, profile, f"lstmgan-{sweep_dir.name}")
+    check_request(sbatch_script(executor, len(jobs)), profile)
+    jobs = [replace(job, tracking=offline_tracking(job.tracking)) for job in jobs]
+    fresh = not folder.exists()
+    try:
+        outcomes = run_submitit(jobs, executor, wait=False)
+    except (FailedJobError, FailedSubmissionError) as e:
+        if fresh:  # leave no pickles of a submission that never reached the queue
+            shutil.rmtree(folder, ignore_errors=True)
+        raise UserError(f"sbatch failed: {_sbatch_error(str(e))}") from None
+    record = {
+        "job_id": outcomes[0].submitit_job.job_id.split("_")[0],
+        "tasks": [{"job_id": o.submitit_job.job_id, "run_dir": o.job.run_dir.name} for o in outcomes],
+        "submitit_folder": SUBMITIT,
+        "profile": to_dict(profile),
+        "profile_source": source,
+        "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json_atomic(sweep_dir / RECORD, record)
+    return record
+
+
+def load_record(sweep_dir: Path) -> dict[str, Any] | None:
+    path = sweep_dir / RECORD
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise UserError(f"{path} is corrupt; delete it (the runs stay) to submit into {sweep_dir} again") from None
+
+
+def refuse_if_active(sweep_dir: Path) -> None:
+    """squeue, not sacct: it asks slurmctld itself, so a job submitted a moment ago is already listed."""
+    record = load_record(sweep_dir)
+    if record is None:
+        return
+    proc = subprocess.run(["squeue", "-h", "-o", "%i", "-j", record["job_id"]], capture_output=True, text=True,
+                          timeout=60)
+    if proc.returncode == 0 and proc.stdout.strip():  # an id squeue does not know is an error (rc 1)
+        raise UserError(f"{sweep_dir} holds SLURM job {record['job_id']}, still queued or running; watch it with "
+                        f"`lstmgan status {sweep_dir}`, or cancel it with `scancel {record['job_id']}` first")
+
+
+# --- reading a sweep back ------------------------------------------------------------------------------------
+
+
+@dataclass
+class TaskStatus:
+    run_dir: Path
+    job_id: str = "–"
+    state: str = "–"  # sacct's state, or for a local sweep: done | incomplete | not started
+    outcome: str = "active"  # done | failed | active
+    epoch: int | None = None
+    last_metric: str = "–"  # last val acc (palindrome) or classifier-FID (GAN)
+    log: str = "–"  # stderr of the task (tracebacks, logging), relative to the sweep folder; .out beside it
+    error: str = ""
+
+
+def task_statuses(sweep_dir: Path, record: dict[str, Any] | None = None) -> list[TaskStatus]:
+    """One status per task of the sweep's SLURM submission, or per run folder of a local sweep."""
+    record = record if record is not None else load_record(sweep_dir)
+    if record is None:
+        return [_local_status(p.parent) for p in sorted(sweep_dir.glob("*/config.yaml"))]
+    folder = sweep_dir / record["submitit_folder"]
+    jobs = [SlurmJob(folder, t["job_id"]) for t in record["tasks"]]
+    states = _sacct_states([job.job_id for job in jobs])
+    out = []
+    for task, job in zip(record["tasks"], jobs):
+        status = _local_status(sweep_dir / task["run_dir"])
+        status.job_id = job.job_id
+        status.log = str(job.paths.stderr.relative_to(sweep_dir.absolute()))  # short: the table names the sweep
+        status.state = states.get(job.job_id, "UNKNOWN")
+        done = status.state == "COMPLETED" and RunDir(status.run_dir).result() is not None
+        status.outcome = "done" if done else "failed" if status.state in FINAL_STATES else "active"
+        if status.outcome == "failed":
+            status.error = _task_error(job) or status.state
+        out.append(status)
+    return out
+
+
+def _local_status(path: Path) -> TaskStatus:
+    run = RunDir(path)
+    rows = run.metrics()
+    status = TaskStatus(path, epoch=max((r["epoch"] for r in rows if "epoch" in r), default=None))
+    acc = [r["val_acc"] for r in rows if "val_acc" in r]
+    fid = [r["fid"] for r in rows if r.get("fid") is not None]
+    status.last_metric = f"val acc {100 * acc[-1]:.1f} %" if acc else f"FID {fid[-1]:.2f}" if fid else "–"
+    if run.result() is not None:
+        status.state, status.outcome = "done", "done"
+    else:
+        status.state = "incomplete" if rows or run.checkpoint_file.exists() else "not started"
+    return status
+
+
+def _sacct_states(job_ids: list[str]) -> dict[str, str]:
+    """job id → state, one sacct call for the whole array (via submitit's parser of sacct's output)."""
+    if not job_ids or shutil.which("sacct") is None:
+        return {}
+    watcher = SlurmJob.watcher
+    try:
+        proc = subprocess.run(["sacct", "-o", "JobID,State", "--parsable2", "-j", job_ids[0].split("_")[0]],
+                              capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return {}
+    info = watcher.read_info(proc.stdout) if proc.returncode == 0 else {}
+    # "CANCELLED by 0" → "CANCELLED"; a single job (no array) is listed under its plain id.
+    return {jid: info[jid]["State"].split()[0] for jid in job_ids if jid in info}
+
+
+def _task_error(job: SlurmJob) -> str:
+    """The last line of the exception a failed task pickled, if it got that far."""
+    path = job.paths.result_pickle
+    if not path.exists():
+        return ""
+    try:
+        outcome, value = pickle_load(path)
+    except Exception:  # noqa: BLE001 - a torn pickle: the log has the details
+        return ""
+    lines = str(value).strip().splitlines() if outcome == "error" else []
+    return lines[-1] if lines else ""
+
+
+def wait(sweep_dir: Path, record: dict[str, Any], report: Callable[[list[TaskStatus]], None],
+         poll_s: float = 2.0) -> list[TaskStatus]:
+    """Poll sacct until every task reached a final state; call `report` after each poll."""
+    while True:
+        statuses = task_statuses(sweep_dir, record)
+        report(statuses)
+        if all(s.outcome != "active" for s in statuses):
+            return statuses
+        time.sleep(poll_s)
+
+
+def offline_runs(sweep_dir: Path) -> list[Path]:
+    """W&B runs logged offline (on compute nodes) under the sweep's run folders."""
+    return sorted(p for p in sweep_dir.glob("*/wandb/offline-run-*") if p.is_dir())
+
+
+def wandb_sync_command(runs: Sequence[Path]) -> list[str]:
+    return [sys.executable, "-m", "wandb", "sync", *map(str, runs)]
