@@ -39,6 +39,10 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -ra -m "not slurm and not docker and not slow"
 
+lint: install
+	$(BIN)/pip install --quiet ruff==0.17.5
+	$(BIN)/ruff check lstmgan tests benchmarks
+
 bench: install
 	$(BIN)/python benchmarks/palindrome.py
 	$(BIN)/python benchmarks/gan.py

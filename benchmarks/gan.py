@@ -100,7 +100,8 @@ def main() -> None:
     if not args.data_dir.exists():
         raise SystemExit(f"{args.data_dir} not found: apt-get install dataset-fashion-mnist, or pass --data-dir")
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {args.dataset}, batch {args.batch_size}\n")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {args.dataset}, "
+          f"batch {args.batch_size}\n")
     print(f"{'device':>6}  {'ours batches/s':>14}  {'baseline batches/s':>18}  {'ratio':>6}")
     with tempfile.TemporaryDirectory() as scratch:
         folder = torchvision_folder(args.data_dir, args.dataset, Path(scratch))

@@ -53,7 +53,8 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file of s
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="key=value override, repeatable; wins over all.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder that holds sweep/run folders.")]
 NameOpt = Annotated[str | None, typer.Option("--name", help="Sweep name: runs go to OUT/NAME/.")]
-WandbOpt = Annotated[str, typer.Option("--wandb", help="auto | online | offline | disabled (auto: online if logged in).")]
+WandbOpt = Annotated[str, typer.Option("--wandb",
+                                        help="auto | online | offline | disabled (auto: online if logged in).")]
 ProjectOpt = Annotated[str, typer.Option("--wandb-project", help="W&B project.")]
 EntityOpt = Annotated[str | None, typer.Option("--wandb-entity", help="W&B entity (team or user).")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda (auto = CUDA when present).")]
@@ -323,7 +324,8 @@ def sweep(
 @with_slurm_options
 def gan(
     dataset: Annotated[str | None, typer.Option(help="mnist | fashion-mnist")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Folder with the IDX files (torchvision layout or flat).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Folder with the IDX files (torchvision layout or flat).")]
+    = None,
     download: Annotated[bool, typer.Option("--download", help="Let torchvision download the data.")] = False,
     seed: Annotated[int | None, typer.Option(help="Seed for initialisation, batches, z and evaluation.")] = None,
     epochs: EpochsOpt = None,

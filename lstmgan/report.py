@@ -194,8 +194,8 @@ def part_gan(report: Report, gan_root: Path, figures: Path) -> None:
     result = run.result()
     metrics = run.metrics()
     cfg = run.stored_config() or {}
-    state = ("finished" if result else
-             f"unfinished (reached epoch {max((m.get('epoch', 0) for m in metrics), default=0)} of {cfg.get('epochs')})")
+    reached = max((m.get("epoch", 0) for m in metrics), default=0)
+    state = "finished" if result else f"unfinished (reached epoch {reached} of {cfg.get('epochs')})"
     report.p(f"Run {run.path.name}: {cfg.get('dataset')}, {cfg.get('epochs')} epochs, batch {cfg.get('batch_size')}, "
              f"Adam lr {cfg.get('lr')}, latent {cfg.get('latent_dim')} — {state}.")
     grids = sorted((run.path / "samples").glob("step*.png"))
@@ -211,7 +211,8 @@ def part_gan(report: Report, gan_root: Path, figures: Path) -> None:
         report.table(["epoch", "classifier-FID", "real-vs-real floor", "mean max-prob"],
                      [[str(m["epoch"]), f"{m['fid']:.2f}", f"{m['fid_floor']:.2f}", f"{m['mean_max_prob']:.3f}"]
                       for m in evals])
-        report.image(fid_curve(evals, figures / "gan-fid.png"), "Classifier-FID over epochs, with the real-vs-real floor")
+        report.image(fid_curve(evals, figures / "gan-fid.png"),
+                     "Classifier-FID over epochs, with the real-vs-real floor")
         report.image(class_histogram_figure(last["class_histogram"], figures / "gan-classes.png"),
                      f"Classes of {sum(last['class_histogram'])} generated samples at epoch {last['epoch']}")
     else:

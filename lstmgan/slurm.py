@@ -11,7 +11,6 @@ queued in the folder) happens before anything is written or queued.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shlex
 import shutil
@@ -86,7 +85,8 @@ class ClusterProfile:
             raise UserError(f"cluster profile: unknown container runtime {c.runtime!r}; choose one of: "
                             f"{', '.join(RUNTIMES)}")
         if c.runtime != "none" and not c.image:
-            raise UserError(f"cluster profile: container runtime {c.runtime} needs an image (container.image or --image)")
+            raise UserError(f"cluster profile: container runtime {c.runtime} needs an image "
+                            f"(container.image or --image)")
         if c.runtime in ("apptainer", "singularity") and "://" not in c.image and not Path(c.image).is_file():
             raise UserError(f"container image {c.image} does not exist; build it with `make apptainer-build` "
                             f"or give its path with --image")
@@ -98,25 +98,10 @@ def load_profile(path: Path | None, flags: dict[str, Any]) -> ClusterProfile:
     if path is not None:
         if not Path(path).is_file():
             raise UserError(f"cluster profile {path} does not exist; see jobs/clusters/ for examples")
-        profile = apply(profile, _flatten(load_yaml(path), str(path)), str(path))
+        profile = apply(profile, load_yaml(path), str(path))
     profile = apply(profile, {k: v for k, v in flags.items() if v is not None}, "command line")
     profile.validate()
     return profile
-
-
-def _flatten(data: dict[str, Any], source: str) -> dict[str, Any]:
-    """`container: {image: x}` → `container.image: x`, the form `config.apply` takes for nested settings."""
-    defaults = ClusterProfile()
-    nested = {f.name for f in dataclasses.fields(defaults) if dataclasses.is_dataclass(getattr(defaults, f.name))}
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in nested:
-            if not isinstance(value, dict):
-                raise UserError(f"{source}: {key} must be a section of key: value lines, got {value!r}")
-            out.update({f"{key}.{k}": v for k, v in value.items()})
-        else:
-            out[key] = value
-    return out
 
 
 # --- the executor --------------------------------------------------------------------------------------

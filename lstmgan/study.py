@@ -44,7 +44,8 @@ def ablation_jobs(cfg: StudyConfig, out: Path, tracking: TrackingConfig, *, forc
 
 
 def gan_job(cfg: StudyConfig, out: Path, tracking: TrackingConfig, *, force: bool) -> Job:
-    gan = cfg.gan if cfg.gan.classifier else replace(cfg.gan, classifier=str(out / "classifiers" / f"{cfg.gan.dataset}.pt"))
+    default_classifier = str(out / "classifiers" / f"{cfg.gan.dataset}.pt")
+    gan = cfg.gan if cfg.gan.classifier else replace(cfg.gan, classifier=default_classifier)
     tracking = replace(tracking, group=out.name, job_type="gan", tags=("gan", gan.dataset))
     return Job(run_gan, gan, out / GAN / f"{gan.dataset}-s{gan.seed}", tracking, step_key="step", force=force)
 

@@ -54,7 +54,7 @@ def test_bad_yaml_is_a_user_error_naming_the_problem(tmp_path, text, fragment):
 
 def test_set_values_are_parsed_as_yaml_scalars():
     assert parse_sets(["epochs=30", "seeds=[0, 1]", "name=a=b"]) == {"epochs": 30, "seeds": [0, 1], "name": "a=b"}
-    assert build(PalindromeConfig, yaml_path=None, flags={}, sets=["lr=1e-3"]).lr == 1e-3  # YAML 1.1 says '1e-3' 
+    assert build(PalindromeConfig, yaml_path=None, flags={}, sets=["lr=1e-3"]).lr == 1e-3  # YAML 1.1 says '1e-3'
     with pytest.raises(UserError, match="key=value"):
         parse_sets(["epochs"])
 
