@@ -130,7 +130,7 @@ def test_dry_run_with_pyxis_passes_the_image_to_srun(cli, tmp_path):
 @pytest.mark.parametrize("content, message", [
     ("partition: debug\ngpu: 1\n", "unknown key 'gpu'"),
     ("time: 0\n", "time must be at least 1"),
-    ("container: apptainer\n", "container must be a section"),
+    ("container: apptainer\n", "container must be a mapping of settings"),
     ("container:\n  runtime: docker\n", "unknown container runtime 'docker'"),
     ("sbatch: [exclusive]\n", "must be a long option"),
 ])
