@@ -199,10 +199,11 @@ def part_gan(report: Report, gan_root: Path, figures: Path) -> None:
     report.p(f"Run {run.path.name}: {cfg.get('dataset')}, {cfg.get('epochs')} epochs, batch {cfg.get('batch_size')}, "
              f"Adam lr {cfg.get('lr')}, latent {cfg.get('latent_dim')} — {state}.")
     grids = sorted((run.path / "samples").glob("step*.png"))
-    if grids:
-        picks = {"start": grids[0], "middle": grids[len(grids) // 2], "end": grids[-1]}
-        for when, path in picks.items():
-            report.image(path, f"Samples at the {when} of training ({path.stem}), one fixed z for all grids")
+    picks = {"start": 0, "middle": len(grids) // 2, "end": len(grids) - 1} if len(grids) >= 3 else \
+        {"start": 0, "end": len(grids) - 1} if len(grids) == 2 else {"start": 0} if grids else {}
+    for when, index in picks.items():
+        path = grids[index]
+        report.image(path, f"Samples at the {when} of training ({path.stem}), one fixed z for all grids")
     if (run.path / "losses.png").exists():
         report.image(run.path / "losses.png", "Losses and discriminator outputs over training")
     evals = [m for m in metrics if "fid" in m]

@@ -12,6 +12,7 @@ import torch
 from lstmgan.config import GanConfig, TrackingConfig, from_dict
 from lstmgan.errors import UserError
 from lstmgan.gan.classifier import load_classifier
+from lstmgan.gan.data import class_names
 from lstmgan.gan.interpolate import find_pair, interpolate, render_strip
 from lstmgan.gan.models import Generator
 from lstmgan.gan.train import generate, save_grid
@@ -78,7 +79,8 @@ def make_strips(gan: TrainedGan, *, steps: int, method: str, pairs: int, seed: i
                             f"train the GAN longer or pass a lower --min-confidence")
         strip = interpolate(gan.generator, classifier, pair, steps=steps, method=method, device=device)
         png = folder / f"{method}-{i}.png"
-        render_strip(strip.images, strip.classes, strip.confidences, png)
+        names = class_names(gan.config.dataset)
+        render_strip(strip.images, [names[c] for c in strip.classes], strip.confidences, png)
         strips.append({"png": str(png), "pair": pair.to_dict(), **strip.to_dict()})
     write_json_atomic(folder / f"{method}.json", {"epoch": gan.epoch, "seed": seed, "steps": steps,
                                                   "min_confidence": min_confidence, "strips": strips})
