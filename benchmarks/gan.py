@@ -61,9 +61,8 @@ def baseline_batches(folder: Path, dataset: str, batch_size: int, steps: int, de
 
 def our_batches(images: torch.Tensor, batch_size: int, steps: int, device: torch.device) -> float:
     G, D = Generator().to(device), Discriminator().to(device)
-    fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
-    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999), **fast)
-    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999), **fast)
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999), fused=True)
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999), fused=True)
     batches = iterate_batches(len(images), batch_size, torch.Generator().manual_seed(0))
     start = time.perf_counter()
     for _, idx in zip(range(steps), batches):
