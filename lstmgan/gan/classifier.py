@@ -7,8 +7,6 @@ penultimate layer plays the role of Inception's pool features.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from torch import Tensor, nn
 
 from lstmgan.errors import UserError
 from lstmgan.gan.data import iterate_batches, num_classes
+from lstmgan.rundir import save_torch_atomic
 
 FEATURE_DIM = 128
 _FORMAT = "lstmgan.gan.classifier.SmallCNN/1"  # bump when the architecture changes
@@ -111,20 +110,8 @@ def save_classifier(model: SmallCNN, path: Path | str, meta: dict[str, Any]) -> 
     """Write weights and ``meta`` (e.g. dataset, test_accuracy; plain str/int/float/bool/list/dict
     values only, so that ``weights_only`` loading accepts them) to ``path`` atomically: a crash
     leaves either the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {"format": _FORMAT, "meta": dict(meta), "state_dict": state}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_torch_atomic({"format": _FORMAT, "meta": dict(meta), "state_dict": state}, Path(path))
 
 
 def load_classifier(path: Path | str, device: torch.device | str = "cpu") -> tuple[SmallCNN, dict[str, Any]]:

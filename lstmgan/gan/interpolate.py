@@ -8,8 +8,6 @@ Both result dataclasses turn into JSON with ``to_dict()`` so a run can record wh
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +16,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from lstmgan.rundir import write_bytes_atomic
 
 
 def lerp(z0: Tensor, z1: Tensor, steps: int) -> Tensor:
@@ -224,17 +224,4 @@ def render_strip(
     fig.subplots_adjust(left=0.01, right=0.99, top=0.98, bottom=0.2, wspace=0.05)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    _write_atomic(Path(path), buffer.getvalue())
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
+    write_bytes_atomic(Path(path), buffer.getvalue())
