@@ -110,7 +110,7 @@ def _train(cfg: PalindromeConfig, run: Run) -> dict[str, Any]:
                                  "history": history})
         run.progress(epoch, cfg.epochs, f"val_acc {row['val_acc']:.3f}")
 
-    final = run.dir.metrics()[-1] if not row and run.dir.metrics() else row
+    final = row or next(iter(run.dir.metrics()[-1:]), {})  # resumed after the last epoch: its logged row
     return {
         "model": cfg.model, "length": cfg.length, "seed": cfg.seed, "epochs": history["epoch"],
         "final_val_acc": final.get("val_acc"), "final_train_acc": final.get("train_acc"),
