@@ -47,6 +47,7 @@ class PalindromeConfig:
     lr: float = 1e-3
     max_grad_norm: float = 10.0
     device: str = "auto"  # auto = CUDA when present
+    deterministic: bool = False  # torch.use_deterministic_algorithms + no TF32: bit-stable on a GPU, slower
 
     def validate(self) -> None:
         _choice("model", self.model, MODELS)
@@ -112,6 +113,9 @@ class GanConfig:
     eval_samples: int = 2000  # generated and real images per classifier-FID
     classifier: str = ""  # classifier checkpoint; "" = <out>/classifiers/<dataset>.pt, trained when missing
     device: str = "auto"
+    checkpoint_every: int = 0  # epochs between checkpoints (0 = auto: every epoch on the CPU, every 10 on a GPU)
+    cuda_graphs: str = "auto"  # auto: capture the training step as a CUDA graph on a GPU | off: eager
+    deterministic: bool = False  # torch.use_deterministic_algorithms + no TF32: bit-stable on a GPU, slower
 
     def validate(self) -> None:
         _choice("dataset", self.dataset, DATASETS)
@@ -119,6 +123,8 @@ class GanConfig:
         _at_least("epochs", self.epochs, 0)
         _at_least("limit", self.limit, 0)
         _at_least("eval_every", self.eval_every, 0)
+        _at_least("checkpoint_every", self.checkpoint_every, 0)
+        _choice("cuda_graphs", self.cuda_graphs, ("auto", "off"))
         for key in ("batch_size", "latent_dim", "log_every", "sample_every", "grid", "eval_samples"):
             _at_least(key, getattr(self, key), 1)
         _at_least("batch_size", self.batch_size, 2)  # BatchNorm needs two samples

@@ -1,4 +1,4 @@
-"""The one exception type the CLI turns into a one-line message and exit code 2."""
+"""The one exception type the CLI turns into a one-line message and exit code 2, and its helpers."""
 
 
 class UserError(Exception):
@@ -7,3 +7,14 @@ class UserError(Exception):
     The message names the problem and the fix in one line. Raise it *before* touching anything on
     disk, so a rejected command never changes existing files.
     """
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of an exception's message (its type name when it has none), cut at a word
+    boundary near `limit` characters: for one-line messages that quote a library's error."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return cut + " …"

@@ -28,7 +28,7 @@ import yaml
 from lstmgan.errors import UserError
 
 # Keys that may differ between the stored and the requested config without making it another run.
-NOT_IDENTITY = frozenset({"device", "data_dir", "download", "classifier"})
+NOT_IDENTITY = frozenset({"device", "data_dir", "download", "classifier", "checkpoint_every", "cuda_graphs"})
 
 
 class State(str, Enum):
