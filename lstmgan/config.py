@@ -5,11 +5,16 @@ keys and types against the dataclass, so an unknown key or a wrong type is a one
 wherever it comes from. Keys are flat (`epochs: 30`), as users type them; a config that wraps a
 per-run config (a sweep wraps a `PalindromeConfig`) resolves a key on itself first, then on the
 wrapped one (`--set epochs=30` and `--set run.epochs=30` are the same).
+
+Every number has a rule (`validate`): a lower bound where smaller makes no run (0 epochs), and an upper
+bound where a larger value would only die later in the allocator or run for ever; a refusal names it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -27,6 +32,25 @@ ENCODINGS = ("onehot", "scalar")
 INITS = ("pytorch", "normal")
 DEVICES = ("auto", "cpu", "cuda")
 WANDB_MODES = ("auto", "online", "offline", "disabled")
+DATASETS = ("mnist", "fashion-mnist")  # the one list of GAN datasets; gan/data.py maps them to torchvision
+
+# Seeds go to torch.manual_seed and numpy; both take any non-negative 64-bit integer, and < 2**63 also fits
+# the signed integers of JSON readers and W&B.
+MAX_SEED = 2**63 - 1
+# Upper bounds far beyond any study, below the sizes that only fail later (out of memory or never ending).
+MAX_EPOCHS = 1_000_000  # one metrics row per epoch: more would be a typo, not an experiment
+MAX_LENGTH = 10_000  # the RNN steps through the sequence in Python: 10k steps per batch is already hours
+MAX_HIDDEN = 8192  # an LSTM of 8192 units holds 4·8192² ≈ 270M weights (≈ 3 GB with gradients and RMSprop)
+MAX_SAMPLES = 10_000_000  # palindromes are held in memory as int64 digits, samples × (length + 1) of them
+MAX_DIGITS = 500_000_000  # samples × (length + 1): 4 GB of int64 digits, before one-hot encoding per batch
+MAX_BATCH = 1_000_000  # a batch's activations (and a GAN batch's images) must fit in one device's memory
+MAX_LATENT = 65_536  # the generator's first layer is latent_dim × 256 weights
+MAX_EVAL_SAMPLES = 1_000_000  # generated images per classifier-FID (28×28 floats: 3 GB at the bound)
+MAX_GRID = 100  # a sample grid of grid × grid images: 10,000 images, a 2800-pixel PNG at the bound
+
+# What each run's stored config (config.yaml) records besides its settings: the kind of run, so readers
+# branch on it instead of guessing, and the format of the file, so a later change can be read or refused.
+FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -54,11 +78,15 @@ class PalindromeConfig:
         _choice("encoding", self.encoding, ENCODINGS)
         _choice("init", self.init, INITS)
         _choice("device", self.device, DEVICES)
-        _at_least("length", self.length, 1)
-        _at_least("hidden", self.hidden, 1)
-        _at_least("samples", self.samples, 10)
-        _at_least("epochs", self.epochs, 0)
-        _at_least("batch_size", self.batch_size, 1)
+        _between("seed", self.seed, 0, MAX_SEED)
+        _between("length", self.length, 1, MAX_LENGTH)
+        _between("hidden", self.hidden, 1, MAX_HIDDEN)
+        _between("samples", self.samples, 10, MAX_SAMPLES)
+        _between("epochs", self.epochs, 1, MAX_EPOCHS)
+        _between("batch_size", self.batch_size, 1, MAX_BATCH)
+        if self.samples * (self.length + 1) > MAX_DIGITS:
+            raise UserError(f"samples × (length + 1) must be at most {MAX_DIGITS:,} digits in memory, got "
+                            f"{self.samples:,} × {self.length + 1:,}; use fewer samples or a shorter length")
         _positive("lr", self.lr)
         _positive("init_std", self.init_std)
         _positive("max_grad_norm", self.max_grad_norm)
@@ -66,29 +94,55 @@ class PalindromeConfig:
             raise UserError(f"val_fraction must be between 0 and 1 (exclusive), got {self.val_fraction}")
 
 
+# The settings a sweep varies through its own lists; a grid or `--set` cannot vary them as well.
+SWEEP_AXES = {"model": "--models", "length": "--lengths", "seed": "--seeds"}
+
+
 @dataclass(frozen=True)
 class SweepConfig:
-    """A palindrome sweep: one run per model × length × seed, all sharing `run`'s other settings."""
+    """A palindrome sweep: one run per model × length × seed × grid point, sharing `run`'s other settings.
+
+    `grid` maps other per-run settings to the values to try (`{hidden: [64, 128], lr: [0.001, 0.003]}`);
+    the sweep is the Cartesian product of everything, see `runs`."""
 
     name: str = "palindrome"
     lengths: list[int] = field(default_factory=lambda: [5, 10, 15, 20])
     models: list[str] = field(default_factory=lambda: list(MODELS))
     seeds: list[int] = field(default_factory=lambda: [0])
+    grid: dict[str, list[Any]] = field(default_factory=dict)
     run: PalindromeConfig = field(default_factory=PalindromeConfig)
 
     def validate(self) -> None:
         _name("name", self.name)
         for key in ("lengths", "models", "seeds"):
-            if not getattr(self, key):
+            values = getattr(self, key)
+            if not values:
                 raise UserError(f"{key} is empty: give at least one value, e.g. --{key} {_EXAMPLE[key]}")
-        for length in self.lengths:
-            _at_least("length", length, 1)
+            _once(key, values)
         for model in self.models:
             _choice("model", model, MODELS)
-        self.run.validate()
+        self.runs()  # every combination is validated as the run it becomes
 
+    def grid_points(self) -> list[dict[str, Any]]:
+        """The grid's combinations, in the grid's key order, each value checked and converted by `apply`
+        (so `lr: 1e-3` is the float 0.001)."""
+        checked: dict[str, list[Any]] = {}
+        for key, values in self.grid.items():
+            bare = key.removeprefix("run.")
+            if bare in checked:
+                raise UserError(f"grid: {bare} is given twice (as {bare} and run.{bare}); give it once")
+            checked[bare] = _grid_values(self.run, key, values, "grid")
+        return [dict(zip(checked, combo)) for combo in itertools.product(*checked.values())]
 
-DATASETS = ("mnist", "fashion-mnist")
+    def runs(self) -> list[PalindromeConfig]:
+        """lengths × models × grid points × seeds, each a validated per-run config."""
+        out = []
+        for length, model, point, seed in itertools.product(self.lengths, self.models, self.grid_points(),
+                                                             self.seeds):
+            cfg = dataclasses.replace(self.run, **point, model=model, length=length, seed=seed)
+            cfg.validate()
+            out.append(cfg)
+        return out
 
 
 @dataclass(frozen=True)
@@ -120,14 +174,18 @@ class GanConfig:
     def validate(self) -> None:
         _choice("dataset", self.dataset, DATASETS)
         _choice("device", self.device, DEVICES)
-        _at_least("epochs", self.epochs, 0)
+        _between("seed", self.seed, 0, MAX_SEED)
+        _between("epochs", self.epochs, 1, MAX_EPOCHS)
         _at_least("limit", self.limit, 0)
         _at_least("eval_every", self.eval_every, 0)
         _at_least("checkpoint_every", self.checkpoint_every, 0)
         _choice("cuda_graphs", self.cuda_graphs, ("auto", "off"))
-        for key in ("batch_size", "latent_dim", "log_every", "sample_every", "grid", "eval_samples"):
+        for key in ("log_every", "sample_every"):
             _at_least(key, getattr(self, key), 1)
-        _at_least("batch_size", self.batch_size, 2)  # BatchNorm needs two samples
+        _between("batch_size", self.batch_size, 2, MAX_BATCH)  # BatchNorm needs two samples
+        _between("latent_dim", self.latent_dim, 1, MAX_LATENT)
+        _between("grid", self.grid, 1, MAX_GRID)
+        _between("eval_samples", self.eval_samples, 1, MAX_EVAL_SAMPLES)
         _positive("lr", self.lr)
         for key in ("beta1", "beta2"):
             if not 0 <= getattr(self, key) < 1:
@@ -163,13 +221,17 @@ class StudyConfig:
     gan: GanConfig = field(default_factory=GanConfig)
     interpolation_steps: int = 7
     interpolation_pairs: int = 2
+    # Both ends of a strip must be read as their class with at least this probability by the classifier.
+    interpolation_min_confidence: float = 0.9
 
     def validate(self) -> None:
         self.sweep.validate()
         self.ablation.validate()
         self.gan.validate()
-        _at_least("interpolation_steps", self.interpolation_steps, 1)
-        _at_least("interpolation_pairs", self.interpolation_pairs, 0)
+        _between("interpolation_steps", self.interpolation_steps, 1, 1000)
+        _between("interpolation_pairs", self.interpolation_pairs, 0, 100)
+        if not 0 < self.interpolation_min_confidence <= 1:
+            raise UserError(f"interpolation_min_confidence must be in (0, 1], got {self.interpolation_min_confidence}")
 
 
 _EXAMPLE = {"lengths": "5 10", "models": "rnn lstm", "seeds": "0 1 2"}
@@ -193,18 +255,36 @@ class TrackingConfig:
 # --- loading and overrides -------------------------------------------------------------------------
 
 
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # job files are a few KB; a bigger "config" is the wrong file (or a log)
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping; a missing, unreadable or malformed file is a UserError."""
+    """Read a YAML mapping; a missing, unreadable, binary, huge or malformed file is a UserError."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"config {path} is a folder; give a YAML file")
     try:
-        text = Path(path).read_text()
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as e:
         raise UserError(f"cannot read config {path}: {e.strerror}; check the path given to --config") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UserError(f"config {path} is larger than {MAX_CONFIG_BYTES // 2**20} MB; give a YAML file of settings")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "\0"
+    if "\0" in text:  # NUL is valid UTF-8 but never text
+        raise UserError(f"config {path} is not a UTF-8 text file; give a YAML file")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
-        raise UserError(f"{path}{where} is not valid YAML: {getattr(e, 'problem', e)}; fix the file") from None
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{path}{where} is not valid YAML: {problem}; fix the file") from None
+    except RecursionError:
+        raise UserError(f"{path} is nested too deeply to be a config; fix the file") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -226,6 +306,71 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def parse_grid(items: list[str] | None) -> dict[str, list[Any]]:
+    """`--grid key=v1,v2` items into {key: [v1, v2]} for a sweep's grid. Values are read as YAML scalars,
+    as with `--set`, then checked and converted as that per-run setting (`lr=1e-3` → 0.001). Keys must be
+    per-run settings other than the sweep's own axes (model, length, seed)."""
+    out: dict[str, list[Any]] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"--grid {item!r} needs the form key=value,value, e.g. --grid hidden=64,128")
+        if key.removeprefix("run.") in out:
+            raise UserError(f"--grid {key} is given twice; list its values once: --grid {key}=a,b")
+        values = []
+        for piece in raw.split(","):
+            if not piece.strip():
+                raise UserError(f"--grid {item!r} has an empty value; separate values by single commas, "
+                                f"e.g. --grid {key}=64,128")
+            try:
+                values.append(yaml.safe_load(piece))
+            except yaml.YAMLError:
+                values.append(piece.strip())
+        out[key.removeprefix("run.")] = _grid_values(PalindromeConfig(), key, values, "--grid")
+    return out
+
+
+def _grid_values(run: PalindromeConfig, key: str, values: Any, source: str) -> list[Any]:
+    """A grid entry's values, each checked and converted by `apply` as the run setting `key`."""
+    bare = key.removeprefix("run.")
+    if bare in SWEEP_AXES:
+        raise UserError(f"{source}: {key} cannot be a grid key: a sweep sets {bare} with {SWEEP_AXES[bare]}")
+    if bare not in _field_names(run):
+        raise UserError(f"{source}: unknown grid key {key!r}; grid keys are per-run settings: "
+                        f"{', '.join(sorted(_field_names(run) - set(SWEEP_AXES)))}")
+    if not isinstance(values, list):
+        values = [values]  # `grid: {hidden: 64}` is one value
+    if not values:
+        raise UserError(f"{source}: grid key {key} has no values; give at least one, e.g. {bare}=a,b")
+    checked = []
+    for value in values:
+        one = apply(run, {bare: value}, f"{source} {key}")
+        try:
+            one.validate()
+        except UserError as e:
+            raise UserError(f"{source} {key}={_text(value)}: {e}") from None
+        checked.append(getattr(one, bare))
+    _once(f"{source} {key}", checked)
+    return checked
+
+
+def refuse_owned_sets(sets: dict[str, Any], owned: dict[str, str], command: str = "") -> None:
+    """Refuse `--set` keys that a command sets through its own flags (owned maps key → flag), which would
+    otherwise be silently overridden: `--set model=lstm` under `sweep`, whose runs' model comes from
+    --models. Dotted forms (`run.model`) are refused as well."""
+    for key, value in sets.items():
+        bare = key.rpartition(".")[2]
+        if bare in owned:
+            where = f" under {command}" if command else ""
+            raise UserError(f"--set {key}={_text(value)} is ignored{where}: {bare} is set with {owned[bare]}; "
+                            f"use {owned[bare]} instead")
+
+
+def _text(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=10**9).strip().removesuffix("...").strip()
+
+
 def apply(cfg: C, values: dict[str, Any], source: str) -> C:
     """Return a copy of `cfg` with `values` applied; `source` names where they came from in errors.
 
@@ -234,7 +379,8 @@ def apply(cfg: C, values: dict[str, Any], source: str) -> C:
     config's key may also hold a mapping (`sweep: {epochs: 30}` in YAML)."""
     changes: dict[str, Any] = {}
     nested: dict[str, dict[str, Any]] = {}
-    own = {f.name: f for f in dataclasses.fields(cfg)}
+    own = {f.name: f for f in dataclasses.fields(cfg)}  # type: ignore[arg-type]
+    hints = _hints(type(cfg))
     wrapped = [name for name in own if dataclasses.is_dataclass(getattr(cfg, name))]
     for key, value in values.items():
         head, _, rest = key.partition(".")
@@ -245,7 +391,7 @@ def apply(cfg: C, values: dict[str, Any], source: str) -> C:
                 raise UserError(f"{source}: {key} must be a mapping of settings, got {value!r}")
             nested.setdefault(key, {}).update(value)
         elif key in own:
-            changes[key] = _coerce(own[key].type, value, key, source)
+            changes[key] = _coerce(hints[key], value, key, source)
         else:
             inner = [name for name in wrapped if key in _field_names(getattr(cfg, name))]
             if len(inner) > 1:
@@ -273,8 +419,29 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return plain(dataclasses.asdict(cfg))
 
 
+def run_config_dict(cfg: Any) -> dict[str, Any]:
+    """What a run folder's config.yaml holds: `kind` and `format` first, then every setting (`to_dict`)."""
+    return {"kind": RUN_KINDS[type(cfg)], "format": FORMAT, **to_dict(cfg)}
+
+
+def run_kind(stored: dict[str, Any]) -> str | None:
+    """The kind a stored run config declares (`palindrome`, `gan`); None for folders written before
+    `kind` was recorded, whose readers still guess by trying to parse."""
+    kind = stored.get("kind")
+    return kind if isinstance(kind, str) else None
+
+
 def from_dict(cls: type[C], data: dict[str, Any], source: str) -> C:
-    """Rebuild a config from a dict written by `to_dict` (e.g. a run directory's config.yaml)."""
+    """Rebuild a config from a dict written by `to_dict` or `run_config_dict` (a run folder's config.yaml).
+    A declared kind must be this class's; a newer format than this version writes is refused."""
+    data = dict(data)
+    if cls in RUN_KINDS:
+        kind, version = data.pop("kind", None), data.pop("format", None)
+        if kind is not None and kind != RUN_KINDS[cls]:
+            raise UserError(f"{source} holds a {kind} run, not a {RUN_KINDS[cls]} run")
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version > FORMAT):
+            raise UserError(f"{source} has format {version!r}; this lstmgan reads format {FORMAT} and older, "
+                            f"upgrade lstmgan to read it")
     return apply(cls(), data, source)
 
 
@@ -282,6 +449,9 @@ def build(cls: type[C], *, yaml_path: Path | None, flags: dict[str, Any], sets: 
     """defaults < YAML < CLI flags (None = not given) < --set, then validated."""
     cfg = cls()
     if yaml_path is not None:
+        from lstmgan.catalog import find  # a packaged name (`palindrome-sweep`) or a path
+
+        yaml_path = find(yaml_path, "job")
         cfg = apply(cfg, load_yaml(yaml_path), str(yaml_path))
     cfg = apply(cfg, {k: v for k, v in flags.items() if v is not None}, "command line")
     cfg = apply(cfg, parse_sets(sets), "--set")
@@ -290,6 +460,15 @@ def build(cls: type[C], *, yaml_path: Path | None, flags: dict[str, Any], sets: 
 
 
 # --- type coercion and checks ------------------------------------------------------------------------
+
+RUN_KINDS: dict[type, str] = {PalindromeConfig: "palindrome", GanConfig: "gan"}
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """A dataclass's field types, resolved (`from __future__ import annotations` leaves strings)."""
+    return typing.get_type_hints(cls)
+
 
 def _field_names(cfg: Any) -> set[str]:
     """Keys that reach a setting of cfg without a dotted path: its own, and its wrapped configs'."""
@@ -300,18 +479,11 @@ def _field_names(cfg: Any) -> set[str]:
     return names
 
 
-def _coerce(annotation: Any, value: Any, key: str, source: str) -> Any:
-    hint = _resolve(annotation)
+def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
     ok, out = _check(hint, value)
     if not ok:
         raise UserError(f"{source}: {key} must be {_describe(hint)}, got {value!r}")
     return out
-
-
-def _resolve(annotation: Any) -> Any:
-    if isinstance(annotation, str):  # `from __future__ import annotations` leaves strings
-        return eval(annotation, {**vars(typing), **globals(), "list": list, "tuple": tuple})  # noqa: S307
-    return annotation
 
 
 def _check(hint: Any, value: Any) -> tuple[bool, Any]:
@@ -324,6 +496,10 @@ def _check(hint: Any, value: Any) -> tuple[bool, Any]:
         return False, None
     if hint is type(None):
         return value is None, None
+    if origin is dict:  # a sweep's grid: {key: [values]}; the values are checked against the run config later
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            return False, None
+        return True, {k: v if isinstance(v, list) else [v] for k, v in value.items()}
     if origin in (list, tuple):
         if isinstance(value, (int, float, str)) and not isinstance(value, bool):
             value = [value]  # `--set seeds=3` means [3]
@@ -361,6 +537,8 @@ def _describe(hint: Any) -> str:
         return " or ".join(_describe(a) for a in typing.get_args(hint))
     if origin in (list, tuple):
         return f"a list of {_describe(typing.get_args(hint)[0])} values"
+    if origin is dict:
+        return "a mapping of setting: [values]"
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
     return names.get(hint, str(hint))
 
@@ -373,6 +551,20 @@ def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
 def _at_least(key: str, value: int, low: int) -> None:
     if value < low:
         raise UserError(f"{key} must be at least {low}, got {value}")
+
+
+def _between(key: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise UserError(f"{key} must be between {low} and {high:,}, got {value}")
+
+
+def _once(key: str, values: list[Any]) -> None:
+    seen = set()
+    for value in values:
+        marker = repr((type(value).__name__, value))
+        if marker in seen:
+            raise UserError(f"{key} lists {value!r} twice; give each value once")
+        seen.add(marker)
 
 
 def _positive(key: str, value: float) -> None:

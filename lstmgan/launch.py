@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import submitit
 import torch
 
-from lstmgan.config import TrackingConfig, to_dict
+from lstmgan.config import TrackingConfig, run_config_dict
 from lstmgan.environment import describe
 from lstmgan.errors import UserError
 from lstmgan.rundir import RunDir, State, load_checkpoint, prepare
@@ -80,7 +80,7 @@ class Job:
 
     def __call__(self, progress: Progress | None = None) -> dict[str, Any]:
         run_dir = RunDir(self.run_dir)
-        config = to_dict(self.config)
+        config = run_config_dict(self.config)  # kind and format first, then the settings
         state = prepare(run_dir, config, force=self.force)
         self.force = False  # a requeued or repeated call must resume, never wipe
         if state is State.DONE:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -40,20 +40,22 @@ def mean_std(curves: list[dict[int, float]]) -> tuple[np.ndarray, np.ndarray, np
     return epochs, np.array([np.mean(v) for v in values]), np.array([np.std(v) for v in values])
 
 
-def curves_by_length(records: Iterable[Any], folder: Path) -> list[Path]:
-    """One figure per length comparing the models (2 × 2 panels: accuracy and loss, train and val)."""
+def curves_by_length(records: Iterable[Any], folder: Path, series: Callable[[Any], str] | None = None) -> list[Path]:
+    """One figure per length comparing the models (2 × 2 panels: accuracy and loss, train and val).
+    `series` names a record's line (default: its model, `LSTM`; a grid sweep's: `LSTM hidden=64`)."""
+    name = series or (lambda rec: rec.config.model.upper())
     grouped: dict[int, dict[str, list[list[dict[str, Any]]]]] = defaultdict(lambda: defaultdict(list))
     for rec in records:
         if rec.metrics:
-            grouped[rec.config.length][rec.config.model].append(rec.metrics)
+            grouped[rec.config.length][name(rec)].append(rec.metrics)
     paths = []
     for length, by_model in sorted(grouped.items()):
         fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
         for ax, (key, title) in zip(axes.flat, PANELS):
-            for model, runs in sorted(by_model.items(), key=lambda kv: kv[0] != "rnn"):
+            for label, runs in sorted(by_model.items(), key=lambda kv: (not kv[0].startswith("RNN"), kv[0])):
                 epochs, mean, std = mean_std([{m["epoch"]: m[key] for m in rows} for rows in runs])
-                color = COLORS.get(model)
-                ax.plot(epochs, mean, color=color, label=f"{model.upper()} (n={len(runs)})")
+                color = COLORS.get(label.lower())  # one line per model: its colour; a grid's lines: the cycle
+                ax.plot(epochs, mean, color=color, label=f"{label} (n={len(runs)})")
                 ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.25, linewidth=0)
             if key.endswith("acc"):
                 ax.axhline(0.1, color="grey", linestyle=":", linewidth=1, label="chance (10 %)")

@@ -20,7 +20,7 @@ import yaml
 
 from lstmgan.rundir import RunDir, write_text_atomic
 from lstmgan.study import ABLATION, GAN
-from lstmgan.sweep import RunRecord, Row, load_runs, mean_std_text, summarise
+from lstmgan.sweep import RunRecord, Row, cell, load_runs, mean_std_text, series, summarise
 
 CHANCE = 0.1  # ten digits
 
@@ -102,7 +102,7 @@ def sentence(length: int, rows: list[Row]) -> str:
     parts = []
     for row in rows:
         if not row.finished:
-            parts.append(f"the {row.model.upper()} has no finished run")
+            parts.append(f"the {row.label} has no finished run")
             continue
         mean = statistics.fmean(row.final_val_acc)
         hit = [e for e in row.epoch_to_99 if e is not None]
@@ -110,7 +110,7 @@ def sentence(length: int, rows: list[Row]) -> str:
                    + (f" (first at epoch {statistics.fmean(hit):.0f} on average)" if hit else ""))
         level = ("near chance" if mean < 2 * CHANCE else "well below 99 %" if mean < 0.9 else
                  "below 99 %" if mean < 0.99 else "at or above 99 %")
-        parts.append(f"the {row.model.upper()} {reached} and ended at {row.acc_text()} ({level})")
+        parts.append(f"the {row.label} {reached} and ended at {row.acc_text()} ({level})")
     return f"At length {length}, " + "; ".join(parts) + "."
 
 
@@ -124,12 +124,14 @@ def part_sweep(report: Report, records: list[RunRecord], figures: Path) -> None:
     rows = summarise(records)
     report.p(f"Final validation accuracy over seeds (chance level {CHANCE:.0%}); "
              f"{sum(r.finished for r in rows)} of {sum(r.total for r in rows)} runs finished.")
-    report.table(["model", "length", "runs finished", "final val acc (mean ± std)", "chance",
+    varied = list(rows[0].settings)  # a grid's keys: a column each
+    report.table(["model", "length", *varied, "runs finished", "final val acc (mean ± std)", "chance",
                   "epochs to 99 % (mean)", "seeds reaching 99 %"],
-                 [[r.model, str(r.length), f"{r.finished}/{r.total}", r.acc_text(), f"{CHANCE:.0%}",
+                 [[r.model, str(r.length), *map(cell, r.settings.values()), f"{r.finished}/{r.total}", r.acc_text(),
+                   f"{CHANCE:.0%}",
                    (f"{statistics.fmean([e for e in r.epoch_to_99 if e is not None]):.0f}" if r.reached else "never"),
                    f"{r.reached}/{r.finished}"] for r in rows])
-    paths = {int(p.stem[1:]): p for p in curves_by_length(records, figures / "palindrome")}
+    paths = {int(p.stem[1:]): p for p in curves_by_length(records, figures / "palindrome", series(records))}
     by_length: dict[int, list[Row]] = defaultdict(list)
     for row in rows:
         by_length[row.length].append(row)

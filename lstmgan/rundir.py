@@ -28,7 +28,9 @@ import yaml
 from lstmgan.errors import UserError
 
 # Keys that may differ between the stored and the requested config without making it another run.
-NOT_IDENTITY = frozenset({"device", "data_dir", "download", "classifier", "checkpoint_every", "cuda_graphs"})
+# `kind` and `format` describe the file, not the run: folders written before they were recorded still match.
+NOT_IDENTITY = frozenset({"device", "data_dir", "download", "classifier", "checkpoint_every", "cuda_graphs",
+                          "kind", "format"})
 
 
 class State(str, Enum):

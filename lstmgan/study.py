@@ -12,25 +12,31 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from lstmgan.config import StudyConfig, TrackingConfig, apply, load_yaml
+from lstmgan.catalog import find
+from lstmgan.config import GanConfig, StudyConfig, TrackingConfig, apply, load_yaml
 from lstmgan.errors import UserError
+from lstmgan.gan.posthoc import load_trained, make_strips
 from lstmgan.gan.train import run_gan
-from lstmgan.launch import Job
+from lstmgan.launch import Job, resolve_device
 from lstmgan.sweep import make_jobs, palindrome_job
 
 ABLATION = "ablation"
 GAN = "gan"
 
 
-def load_study(path: Path, preset: str | None, sets: dict[str, Any]) -> StudyConfig:
-    """The study YAML's top level, then the preset's overrides, then --set; validated."""
+def load_study(path: str | Path, preset: str | None, sets: dict[str, Any]) -> StudyConfig:
+    """The study file's top level (a path or a packaged name such as `study`), then the preset's overrides,
+    then --set; validated."""
+    path = find(path, "job")
     data = load_yaml(path)
-    presets = data.pop("presets", {}) or {}
+    presets = data.pop("presets", None) or {}  # `presets:` with nothing under it is none
+    if not isinstance(presets, dict):
+        raise UserError(f"{path}: presets must be a mapping of name: settings")
     cfg = apply(StudyConfig(), data, str(path))
     if preset is not None:
         if preset not in presets:
             raise UserError(f"{path} has no preset {preset!r}; choose one of: {', '.join(presets) or '(none)'}")
-        cfg = apply(cfg, presets[preset] or {}, f"{path} (preset {preset})")
+        cfg = apply(cfg, presets[preset] or {}, f"{path} (preset {preset})")  # `full: {}` may be written `full:`
     cfg = apply(cfg, sets, "--set")
     cfg.validate()
     return cfg
@@ -43,15 +49,32 @@ def ablation_jobs(cfg: StudyConfig, out: Path, tracking: TrackingConfig, *, forc
     return [palindrome_job(run, out / ABLATION, tracking, force=force, variant=True) for run in runs]
 
 
-def gan_job(cfg: StudyConfig, out: Path, tracking: TrackingConfig, *, force: bool) -> Job:
-    default_classifier = str(out / "classifiers" / f"{cfg.gan.dataset}.pt")
-    gan = cfg.gan if cfg.gan.classifier else replace(cfg.gan, classifier=default_classifier)
-    tracking = replace(tracking, group=out.name, job_type="gan", tags=("gan", gan.dataset))
-    return Job(run_gan, gan, out / GAN / f"{gan.dataset}-s{gan.seed}", tracking, step_key="step", force=force)
+def gan_job(cfg: GanConfig, folder: Path, tracking: TrackingConfig, *, force: bool) -> Job:
+    """One GAN run in folder/<dataset>-s<seed>/, for `lstmgan gan` (folder = OUT/NAME) and the study
+    (folder = <study>/gan). Without a classifier path, the classifier is cached beside the folder, in
+    folder/../classifiers/<dataset>.pt, shared by every run under the same --out. W&B: group = the
+    tracking's group if set, else the folder's name."""
+    if not cfg.classifier:
+        cfg = replace(cfg, classifier=str(folder.parent / "classifiers" / f"{cfg.dataset}.pt"))
+    tracking = replace(tracking, group=tracking.group or folder.name, job_type="gan",
+                       tags=("gan", cfg.dataset, *tracking.tags))
+    return Job(run_gan, cfg, folder / f"{cfg.dataset}-s{cfg.seed}", tracking, step_key="step", force=force)
 
 
 def study_jobs(cfg: StudyConfig, out: Path, tracking: TrackingConfig, *, force: bool) -> list[Job]:
     """Palindrome sweep, ablation, then the GAN (longest last, so the palindrome part reports early)."""
     sweep = replace(tracking, tags=(*tracking.tags, "study"))
     return [*make_jobs(cfg.sweep, out, sweep, force=force), *ablation_jobs(cfg, out, sweep, force=force),
-            gan_job(cfg, out, tracking, force=force)]
+            gan_job(cfg.gan, out / GAN, replace(tracking, group=out.name), force=force)]
+
+
+def interpolation_strips(cfg: StudyConfig, gan_run: Path, tracking: TrackingConfig) -> list[dict[str, Any]]:
+    """The study's interpolation strips for its GAN run, with the study's settings (steps, pairs, the
+    classifier confidence both ends need). A UserError when no confident pair exists: the caller reports
+    it as a result (a weak GAN), not as a failed study."""
+    if not cfg.interpolation_pairs:
+        return []
+    device = resolve_device(cfg.gan.device)
+    return make_strips(load_trained(gan_run, device), steps=cfg.interpolation_steps, method="lerp",
+                       pairs=cfg.interpolation_pairs, seed=0, min_confidence=cfg.interpolation_min_confidence,
+                       tracking=tracking, device=device)

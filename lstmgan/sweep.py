@@ -1,45 +1,74 @@
-"""A palindrome sweep: expand model × length × seed into jobs; summarise finished run directories.
+"""A palindrome sweep: expand model × length × seed × grid into jobs; summarise finished run directories.
 
-The summary is rebuilt from disk alone (result.json + metrics.jsonl of each run), so it works the same
-after a local sweep, after SLURM jobs came back, or on a half-finished sweep.
+The summary is rebuilt from disk alone (config.yaml + result.json + metrics.jsonl of each run), so it
+works the same after a local sweep, after SLURM jobs came back, or on a half-finished sweep. Which
+settings a sweep varied besides model, length and seed (its grid) is read from the configs on disk too:
+the summary gets a column for each.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import json
+import math
+import re
 import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from lstmgan.config import PalindromeConfig, SweepConfig, TrackingConfig, from_dict
+from lstmgan.config import PalindromeConfig, SweepConfig, TrackingConfig, from_dict, run_kind
+from lstmgan.errors import UserError
 from lstmgan.launch import Job
 from lstmgan.palindrome.train import run_palindrome
 from lstmgan.rundir import RunDir, write_text_atomic
 
+# Settings that never count as varied: the sweep's own axes (rows and run names show them already) and
+# where a run trained, which does not change what it is.
+NOT_VARIED = ("model", "length", "seed", "device")
 
-def run_name(cfg: PalindromeConfig, *, variant: bool = False) -> str:
-    """rnn-L5-s0; with variant=True also the initialisation and encoding: rnn-L5-normal-scalar-s0."""
+
+def run_name(cfg: PalindromeConfig, *, variant: bool = False, keys: Sequence[str] = ()) -> str:
+    """rnn-L5-s0; with variant=True also the initialisation and encoding: rnn-L5-normal-scalar-s0; with grid
+    keys their values: lstm-L10-hidden64-lr0.003-s0 (only characters safe in any file name)."""
     middle = f"-{cfg.init}-{cfg.encoding}" if variant else ""
+    middle += "".join(f"-{key}{value_text(getattr(cfg, key))}" for key in keys)
     return f"{cfg.model}-L{cfg.length}{middle}-s{cfg.seed}"
 
 
+def value_text(value: Any) -> str:
+    """A setting's value as it appears in run names: 64, 0.003, 1e-05, true, scalar (unsafe characters → _)."""
+    text = json.dumps(value) if isinstance(value, bool) else str(value)
+    return re.sub(r"[^A-Za-z0-9.+-]", "_", text)
+
+
 def expand(sweep: SweepConfig) -> list[PalindromeConfig]:
-    return [replace(sweep.run, model=m, length=length, seed=s)
-            for length in sweep.lengths for m in sweep.models for s in sweep.seeds]
+    """lengths × models × grid points × seeds: one validated per-run config each."""
+    return sweep.runs()
 
 
 def palindrome_job(cfg: PalindromeConfig, sweep_dir: Path, tracking: TrackingConfig, *, force: bool,
-                   variant: bool = False) -> Job:
-    """One run, tracked so that W&B groups a sweep's runs: group = sweep, job_type = model."""
-    tags = (cfg.model, f"L{cfg.length}", *((cfg.init, cfg.encoding) if variant else ()), *tracking.tags)
+                   variant: bool = False, keys: Sequence[str] = ()) -> Job:
+    """One run, tracked so that W&B groups a sweep's runs: group = sweep, job_type = model; the grid's
+    values become tags (hidden=64)."""
+    tags = (cfg.model, f"L{cfg.length}", *((cfg.init, cfg.encoding) if variant else ()),
+            *(f"{key}={value_text(getattr(cfg, key))}" for key in keys), *tracking.tags)
     tracking = replace(tracking, group=sweep_dir.name, job_type=cfg.model, tags=tags)
-    return Job(run_palindrome, cfg, sweep_dir / run_name(cfg, variant=variant), tracking, force=force)
+    return Job(run_palindrome, cfg, sweep_dir / run_name(cfg, variant=variant, keys=keys), tracking, force=force)
 
 
 def make_jobs(sweep: SweepConfig, out: Path, tracking: TrackingConfig, *, force: bool) -> list[Job]:
-    return [palindrome_job(cfg, out / sweep.name, tracking, force=force) for cfg in expand(sweep)]
+    keys = list(sweep.grid_points()[0])
+    jobs = [palindrome_job(cfg, out / sweep.name, tracking, force=force, keys=keys) for cfg in expand(sweep)]
+    names = [job.run_dir.name for job in jobs]
+    if len(set(names)) < len(names):  # e.g. grid values that differ only in characters a name cannot hold
+        clash = next(name for name in names if names.count(name) > 1)
+        raise UserError(f"two runs of the sweep would share the folder {clash}; give grid values that differ "
+                        f"in letters or digits")
+    return jobs
 
 
 def longest_first(jobs: list[Job]) -> list[Job]:
@@ -70,6 +99,12 @@ class Row:
     total: int
     final_val_acc: list[float]
     epoch_to_99: list[int | None]
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # the varied settings' values
+
+    @property
+    def label(self) -> str:
+        """The model and the row's varied settings: `LSTM`, `LSTM hidden=64 lr=0.003`."""
+        return " ".join([self.model.upper(), *(f"{k}={cell(v)}" for k, v in self.settings.items())])
 
     @property
     def reached(self) -> int:
@@ -95,59 +130,123 @@ def mean_std_text(values: list[float], pct: bool = False) -> str:
     return f"{mean:.1f} ± {std:.1f}" + (" %" if pct else "")
 
 
-def load_runs(sweep_dir: Path) -> list[RunRecord]:
-    """Every run directory under sweep_dir that has a config, finished or not."""
+def cell(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def load_runs(sweep_dir: Path, skipped: list[str] | None = None) -> list[RunRecord]:
+    """Every palindrome run directory under sweep_dir that has a config, finished or not. Folders of another
+    kind (a GAN run beside the sweep) are passed over; damaged ones too, with the reason appended to
+    `skipped` when given. Folders written before config.yaml recorded its `kind` are recognised by parsing."""
+    notes: list[str] = [] if skipped is None else skipped
     records = []
     for config_file in sorted(sweep_dir.glob("*/config.yaml")):
         run = RunDir(config_file.parent)
-        stored = run.stored_config() or {}
+        try:
+            stored = run.stored_config()
+        except UserError as e:
+            notes.append(f"{run.path.name}: {e}")
+            continue
+        kind = run_kind(stored or {})
+        if stored is None or kind not in (None, "palindrome"):
+            continue
         try:
             cfg = from_dict(PalindromeConfig, stored, str(config_file))
-        except Exception:  # noqa: BLE001 - not a palindrome run (e.g. a GAN run beside it): skip
-            continue
-        records.append(RunRecord(cfg, run.path, run.metrics(), run.result()))
+        except UserError as e:
+            if kind is not None:  # declared a palindrome run, yet unreadable: say so
+                notes.append(f"{run.path.name}: {e}")
+            continue  # no `kind` (an older folder): most likely another experiment's run, passed over as before
+        result = run.result()
+        if result is not None and not _valid_result(result):
+            notes.append(f"{run.path.name}: result.json lacks a numeric final_val_acc; counted as unfinished")
+            result = None
+        records.append(RunRecord(cfg, run.path, [m for m in run.metrics() if _valid_row(m)], result))
     return records
 
 
+def _valid_row(row: Any) -> bool:
+    """A metrics row the figures can draw: an integer epoch and the four curves' numbers."""
+    if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
+        return False
+    return all(_number(row.get(k)) for k in ("train_acc", "val_acc", "train_loss", "val_loss"))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _valid_result(result: Any) -> bool:
+    """What the summary reads from result.json: a final accuracy and the first epoch at 99 % (or null)."""
+    if not isinstance(result, dict):
+        return False
+    epoch = result.get("epoch_to_99")
+    return _number(result.get("final_val_acc")) and (epoch is None or (isinstance(epoch, int)
+                                                                        and not isinstance(epoch, bool)))
+
+
+def varied_keys(records: Sequence[RunRecord]) -> list[str]:
+    """Per-run settings whose values differ between the records (a grid's keys, or the ablation's init and
+    encoding), in the config's field order; model, length, seed and device never count."""
+    names = [f.name for f in dataclasses.fields(PalindromeConfig) if f.name not in NOT_VARIED]
+    return [k for k in names if len({json.dumps(getattr(r.config, k)) for r in records}) > 1]
+
+
+def series(records: Sequence[RunRecord]) -> Callable[[RunRecord], str]:
+    """Names a record's line in the figures: its model, plus the varied settings (`LSTM hidden=64`)."""
+    keys = varied_keys(records)
+    return lambda rec: " ".join([rec.config.model.upper(), *(f"{k}={cell(getattr(rec.config, k))}" for k in keys)])
+
+
 def summarise(records: list[RunRecord]) -> list[Row]:
-    rows: dict[tuple[int, str], Row] = {}
+    """One row per model × length × combination of varied settings, in that order."""
+    keys = varied_keys(records)
+    rows: dict[tuple[Any, ...], Row] = {}
     for rec in records:
-        key = (rec.config.length, rec.config.model)
-        row = rows.setdefault(key, Row(rec.config.model, rec.config.length, 0, 0, [], []))
+        settings = {k: getattr(rec.config, k) for k in keys}
+        key = (rec.config.length, rec.config.model, *settings.values())
+        row = rows.setdefault(key, Row(rec.config.model, rec.config.length, 0, 0, [], [], settings))
         row.total += 1
         if rec.result is not None:
             row.finished += 1
             row.final_val_acc.append(rec.result["final_val_acc"])
             row.epoch_to_99.append(rec.result["epoch_to_99"])
     order = {"rnn": 0, "lstm": 1}
-    return [rows[k] for k in sorted(rows, key=lambda k: (k[0], order.get(k[1], 9), k[1]))]
+    return [rows[k] for k in sorted(rows, key=lambda k: (k[0], order.get(k[1], 9), k[1], *k[2:]))]
 
 
 HEADER = ["model", "length", "runs finished", "final val acc (mean ± std)", "epochs to 99 % val acc"]
 
 
+def table_header(rows: list[Row]) -> list[str]:
+    """HEADER with a column for each varied setting after `length`."""
+    return [*HEADER[:2], *(rows[0].settings if rows else ()), *HEADER[2:]]
+
+
 def table_rows(rows: list[Row]) -> list[list[str]]:
-    return [[r.model, str(r.length), f"{r.finished}/{r.total}", r.acc_text(), r.epochs_text()] for r in rows]
+    return [[r.model, str(r.length), *(cell(v) for v in r.settings.values()), f"{r.finished}/{r.total}",
+             r.acc_text(), r.epochs_text()] for r in rows]
 
 
 def write_summary(sweep_dir: Path, records: list[RunRecord]) -> list[Row]:
     """summary.md, summary.csv and figures/L<length>.png in the sweep folder, from the runs on disk."""
     rows = summarise(records)
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    header = table_header(rows)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(rows)]
     write_text_atomic(sweep_dir / "summary.md", f"# Sweep {sweep_dir.name}\n\n" + "\n".join(lines) + "\n")
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["model", "length", "finished", "total", "val_acc_mean", "val_acc_std", "epoch_to_99_mean",
-                     "reached_99"])
+    varied = list(rows[0].settings) if rows else []
+    writer.writerow(["model", "length", *varied, "finished", "total", "val_acc_mean", "val_acc_std",
+                     "epoch_to_99_mean", "reached_99"])
     for r in rows:
         accs, hit = r.final_val_acc, [e for e in r.epoch_to_99 if e is not None]
-        writer.writerow([r.model, r.length, r.finished, r.total,
+        writer.writerow([r.model, r.length, *(cell(v) for v in r.settings.values()), r.finished, r.total,
                          f"{statistics.fmean(accs):.4f}" if accs else "",
                          f"{statistics.stdev(accs):.4f}" if len(accs) > 1 else ("0.0000" if accs else ""),
                          f"{statistics.fmean(hit):.1f}" if hit else "", r.reached])
     write_text_atomic(sweep_dir / "summary.csv", buf.getvalue())
     from lstmgan.plots import curves_by_length  # matplotlib is imported only when figures are drawn
 
-    curves_by_length(records, sweep_dir / "figures")
+    curves_by_length(records, sweep_dir / "figures", series=series(records))
     return rows
