@@ -204,10 +204,12 @@ class AblationConfig:
     run: PalindromeConfig = field(default_factory=PalindromeConfig)
 
     def validate(self) -> None:
-        for value in self.inits:
-            _choice("init", value, INITS)
-        for value in self.encodings:
-            _choice("encoding", value, ENCODINGS)
+        for key, values, choices in (("inits", self.inits, INITS), ("encodings", self.encodings, ENCODINGS)):
+            if not values:
+                raise UserError(f"ablation {key} is empty: give at least one of {', '.join(choices)}")
+            _once(key, values)
+            for value in values:
+                _choice(key[:-1], value, choices)
         SweepConfig(name="ablation", lengths=self.lengths, models=self.models, seeds=self.seeds,
                     run=self.run).validate()
 

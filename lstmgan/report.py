@@ -222,9 +222,19 @@ def part_gan(report: Report, gan_root: Path, figures: Path) -> None:
         report.p("No classifier-FID evaluation recorded yet.")
     strips = sorted((run.path / "interpolation").glob("*.png"))
     for path in strips:
-        report.image(path, f"Latent interpolation ({path.stem}): predicted class (confidence) under each image")
+        report.image(path, f"Latent interpolation ({path.stem}): predicted class (confidence) under each image"
+                     + strip_rule(path))
     if not strips:
         report.p("No interpolation strip yet: run `lstmgan interpolate " + str(run.path) + "`.")
+
+
+def strip_rule(png: Path) -> str:
+    """The confidence both ends of a strip needed, from the JSON written beside it ('' when unreadable)."""
+    try:
+        value = json.loads(png.with_name(png.stem.rsplit("-", 1)[0] + ".json").read_text())["min_confidence"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    return f"; both ends read as their class with confidence ≥ {value}" if isinstance(value, (int, float)) else ""
 
 
 # --- header and entry point ------------------------------------------------------------------------

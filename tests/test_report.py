@@ -102,4 +102,4 @@ def test_a_preset_overrides_the_top_level_and_unknown_presets_are_errors(tmp_pat
         load_study(path, "huge", {})
     with pytest.raises(UserError, match="ambiguous"):
         load_study(path, None, {"epochs": 3})
-    assert load_study("jobs/study.yaml", "quick", {}).gan.epochs == 3  # the shipped file loads
+    assert load_study("jobs/study.yaml", "quick", {}).gan.epochs == 15  # the shipped file loads
