@@ -43,9 +43,11 @@ def find(name_or_path: str | Path, kind: str) -> Path:
     stem = text[: -len(".yaml")] if text.endswith(".yaml") else text
     if "/" not in text and stem in names:
         return names[stem]
-    hint = f"; did you mean {flag} {path.stem} (the packaged one)?" if "/" in text and path.stem in names else ""
-    raise UserError(f"unknown {noun} {text!r} (no such file){hint}; packaged ones: {', '.join(names) or '(none)'}; "
-                    f"or give the path of a YAML file")
+    listed = ", ".join(names) or "(none)"
+    if "/" in text or path.suffix in (".yaml", ".yml"):  # meant as a file
+        fix = f"for the packaged one, give {flag} {path.stem}" if path.stem in names else f"packaged ones: {listed}"
+        raise UserError(f"cannot read {noun} {text}: no such file; {fix}")
+    raise UserError(f"unknown {noun} {text!r}; packaged ones: {listed}; or give the path of a YAML file")
 
 
 def listing() -> list[dict[str, Any]]:

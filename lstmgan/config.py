@@ -556,8 +556,9 @@ def _at_least(key: str, value: int, low: int) -> None:
 
 
 def _between(key: str, value: int, low: int, high: int) -> None:
-    if not low <= value <= high:
-        raise UserError(f"{key} must be between {low} and {high:,}, got {value}")
+    _at_least(key, value, low)
+    if value > high:
+        raise UserError(f"{key} must be at most {high:,}, got {value}")
 
 
 def _once(key: str, values: list[Any]) -> None:

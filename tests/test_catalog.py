@@ -51,12 +51,15 @@ def test_an_unknown_name_lists_the_packaged_ones(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError) as e:
         catalog.find("studdy", "job")
-    assert str(e.value) == ("unknown config 'studdy' (no such file); packaged ones: gan-mnist, palindrome-sweep, "
-                            "study; or give the path of a YAML file")
+    assert str(e.value) == ("unknown config 'studdy'; packaged ones: gan-mnist, palindrome-sweep, study; "
+                            "or give the path of a YAML file")
     with pytest.raises(UserError, match=r"unknown cluster profile 'big'.*packaged ones: example-gpu, local"):
         catalog.find("big", "cluster")
-    with pytest.raises(UserError, match=r"did you mean --config study \(the packaged one\)"):
+    with pytest.raises(UserError) as e:
         catalog.find("jobs/study.yaml", "job")  # the checkout's spelling, outside the checkout
+    assert str(e.value) == "cannot read config jobs/study.yaml: no such file; for the packaged one, give --config study"
+    with pytest.raises(UserError, match="cannot read cluster profile mine.yaml: no such file; packaged ones"):
+        catalog.find("mine.yaml", "cluster")
     with pytest.raises(UserError, match="unknown cluster profile"):
         catalog.find("study", "cluster")  # kinds do not mix
 

@@ -50,7 +50,7 @@ BAD_INPUTS = [
     (["palindrome", "--model", "gru"], "unknown model 'gru'"),
     (["palindrome", "--length", "0"], "length must be at least 1"),
     (["palindrome", "--length", "ten"], "Invalid value for '--length'"),
-    (["palindrome", "--epochs", "-3"], "epochs must be at least 0"),
+    (["palindrome", "--epochs", "0"], "epochs must be at least 1"),
     (["sweep", "--lengths", "5", "x"], "Invalid value for '--lengths'"),
     (["sweep", "--models", "rnn", "gru"], "unknown model 'gru'"),
     (["palindrome", "--set", "epochs"], "key=value"),

@@ -125,7 +125,7 @@ def test_interpolation_strip_between_two_different_classes(cli, trained):
 
 BAD_GAN_INPUTS = [
     (["gan", "--data-dir", "{missing}"], "train-images-idx3-ubyte"),
-    (["gan", "--epochs", "-1"], "epochs must be at least 0"),
+    (["gan", "--epochs", "0"], "epochs must be at least 1"),
     (["gan", "--dataset", "cifar"], "unknown dataset 'cifar'"),
     (["interpolate", "{run}", "--steps", "0"], "--steps must be at least 1"),
     (["interpolate", "{missing}"], "is not a GAN run folder"),
