@@ -18,7 +18,7 @@ DOCKER_BUILD_ARGS ?=
 DOCKER     ?= docker
 SIF        ?= lstmgan.sif
 
-.PHONY: install run test test-fast lint bench docker-build apptainer-build clean
+.PHONY: install run test test-fast lint bench bench-gpu docker-build apptainer-build clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/palindrome.py
 	$(BIN)/python benchmarks/gan.py
+
+# GAN ms/step eager vs fast, one epoch, 200 epochs projected, the default sweep: CUDA when present.
+# On a CPU-only machine (CI): make bench-gpu BENCH_GPU_ARGS="--device cpu --quick"
+BENCH_GPU_ARGS ?=
+bench-gpu: install
+	$(BIN)/python benchmarks/gpu.py $(BENCH_GPU_ARGS) --json bench-gpu.json
 
 # The W&B key is never a build argument: give it at run time (docker run -e WANDB_API_KEY ...).
 docker-build:

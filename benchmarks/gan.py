@@ -2,7 +2,7 @@
 
 Baseline: a torchvision `FashionMNIST`/`MNIST` dataset with per-item `ToTensor` + `Normalize` through a
 `DataLoader`, a discriminator ending in `Sigmoid` with `BCELoss`, and gradients into D during the G step.
-Ours: `lstmgan.gan.train.gan_step` over one normalised tensor on the device, batched by index.
+Ours: `lstmgan.gan.train.FastStep` (gan_step over one normalised tensor on the device, batched by index).
 Both are timed alternately (several rounds, median), so the ratio holds on a shared, noisy machine.
 
     python benchmarks/gan.py                                   # Fashion-MNIST from Debian's package if present
@@ -22,9 +22,10 @@ import torch
 from torch import nn
 from torchvision import datasets, transforms
 
-from lstmgan.gan.data import iterate_batches, load_images
+from lstmgan.config import GanConfig
+from lstmgan.gan.data import load_images
 from lstmgan.gan.models import Discriminator, Generator
-from lstmgan.gan.train import gan_step
+from lstmgan.gan.train import FastStep, make_optimizers
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -60,14 +61,15 @@ def baseline_batches(folder: Path, dataset: str, batch_size: int, steps: int, de
 
 
 def our_batches(images: torch.Tensor, batch_size: int, steps: int, device: torch.device) -> float:
+    """The trainer's step: FastStep (eager here, on CUDA as well: benchmarks/gpu.py times the CUDA graph)."""
     G, D = Generator().to(device), Discriminator().to(device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999), fused=True)
-    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999), fused=True)
-    batches = iterate_batches(len(images), batch_size, torch.Generator().manual_seed(0))
+    fast = FastStep(G, D, *make_optimizers(G, D, GanConfig(), capturable=False), images, 100, batch_size,
+                    capture=False)
+    fast.set_order(torch.randperm(len(images), generator=torch.Generator().manual_seed(0)))
     start = time.perf_counter()
-    for _, idx in zip(range(steps), batches):
-        real = images[idx.to(device)]
-        gan_step(G, D, opt_g, opt_d, real, torch.randn(len(real), 100, device=device))
+    for i in range(steps):
+        fast.step(i * batch_size, batch_size)
+    fast.take_meters()
     _sync(device)
     return steps / (time.perf_counter() - start)
 

@@ -6,6 +6,8 @@ import os
 import platform
 import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +39,69 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on: the affinity mask (what SLURM, taskset or a container grants),
+    not os.cpu_count(), which counts every core of the node."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def numerics() -> dict[str, Any]:
+    """The settings that change floating-point results on a GPU, as a run used them."""
+    return {
+        "matmul_precision": torch.get_float32_matmul_precision(),
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark, "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+    }
+
+
+@contextmanager
+def no_tf32() -> Iterator[None]:
+    """Full float32 matmuls and convolutions for a block (TF32 keeps only 10 mantissa bits), restored after."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+@contextmanager
+def deterministic(enabled: bool) -> Iterator[None]:
+    """With enabled: deterministic kernels only (an error where none exists), no TF32, no cuDNN autotuning;
+    every setting is restored after, so one run's choice never leaks into the next run in the process."""
+    if not enabled:
+        yield
+        return
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+              torch.backends.cudnn.benchmark, os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    # cuBLAS is deterministic only with a fixed workspace (see the CUDA docs on reproducibility).
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        with no_tf32():
+            yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1], before[2]
+        if before[3] is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
 def describe(device: torch.device) -> dict[str, Any]:
+    """Versions, hardware and the process's numeric settings now (a trainer that scopes its own settings,
+    e.g. `deterministic`, also records them in its result as "numerics")."""
     env: dict[str, Any] = {
         "lstmgan": lstmgan.__version__, "git_revision": git_revision(), "python": platform.python_version(),
         "torch": torch.__version__, "cuda": torch.version.cuda, "device": str(device),
-        "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu": cpu_model(), "cpu_count": usable_cpus(), "cpu_count_node": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "host": socket.gethostname(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        **numerics(),
     }
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)

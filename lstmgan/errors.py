@@ -18,3 +18,7 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
         return text
     cut = text[:limit].rsplit(" ", 1)[0]
     return cut + " …"
+
+
+class StopRequested(Exception):
+    """The run was asked to stop (a SLURM signal, Ctrl-C) and has written a checkpoint to resume from."""

@@ -86,7 +86,7 @@ class Job:
         if state is State.DONE:
             return run_dir.result() or {}
         device = resolve_device(self.config.device)
-        checkpoint = load_checkpoint(run_dir.checkpoint_file, device) if state is State.RESUME else None
+        checkpoint = load_checkpoint(run_dir.checkpoint_file) if state is State.RESUME else None
         resume_at = checkpoint[self.step_key] if checkpoint is not None else None
         started = time.time()
         with Tracker(run_dir, self.tracking, name=self.label, config=config, step_key=self.step_key,

@@ -45,7 +45,7 @@ def test_pixels_span_minus_one_to_one(tmp_path: Path) -> None:
     images, labels = load_images("mnist", tmp_path, train=True)
 
     assert images[0].unique().tolist() == [-1.0] and images[1].unique().tolist() == [1.0]
-    assert labels.tolist() == [3, 7] and num_classes == 10
+    assert labels.tolist() == [3, 7]
 
 
 def test_prefers_the_plain_file_when_the_gz_is_also_there(tmp_path: Path) -> None:
@@ -70,10 +70,20 @@ def test_never_writes_to_the_data_folder(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
-def test_images_land_on_the_requested_device(tmp_path: Path) -> None:
+# "meta" is a real device without storage: it shows that the device is honoured where no GPU is.
+@pytest.mark.parametrize("device", ["meta", pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_images_land_on_the_requested_device(tmp_path: Path, device: str) -> None:
     make_tiny_mnist(tmp_path, n_train=10, n_test=10)
-    images, labels = load_images("mnist", tmp_path, train=True, device=torch.device("cpu"))
-    assert images.device.type == "cpu" and labels.device.type == "cpu"
+    images, labels = load_images("mnist", tmp_path, train=True, device=torch.device(device))
+    assert images.device.type == labels.device.type == device
+    assert images.shape == (10, 1, 28, 28) and images.dtype == torch.float32
+
+
+def test_every_configurable_dataset_has_a_torchvision_class() -> None:
+    from lstmgan.config import DATASETS
+    from lstmgan.gan.data import TORCHVISION
+
+    assert set(TORCHVISION) == set(DATASETS)
 
 
 def test_missing_files_name_the_expected_places_and_the_fixes(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from matplotlib.image import imread
 from torch import Tensor, nn
 
 from lstmgan.errors import UserError
-from lstmgan.gan.classifier import FEATURE_DIM, SmallCNN, load_classifier, save_classifier, train_classifier
+from lstmgan.gan.classifier import SmallCNN, load_classifier, save_classifier, train_classifier
 from lstmgan.gan.data import load_images
 from lstmgan.gan.interpolate import Pair, find_pair, interpolate, lerp, render_strip, slerp
 from lstmgan.gan.metrics import class_histogram, classifier_features, frechet_distance, mean_max_prob
@@ -60,7 +60,7 @@ def trained(synthetic: tuple[Tensor, ...]) -> tuple[SmallCNN, float]:
 def test_classifier_exposes_features_and_logits() -> None:
     model = SmallCNN().eval()
     x = torch.zeros(3, 1, 28, 28)
-    assert model.features(x).shape == (3, FEATURE_DIM) == (3, 128)
+    assert model.features(x).shape == (3, 128)
     assert model(x).shape == (3, 10)
 
 
@@ -183,11 +183,13 @@ def test_classifier_features_batches_and_restores_the_mode(trained: tuple[SmallC
     model.train()
     images = torch.rand(7, 1, 28, 28) * 2 - 1
     feats, probs = classifier_features(model, images, batch_size=3)
+    assert model.training  # its mode is given back...
     model.eval()
-
-    assert model.training is False and feats.shape == (7, 128) and probs.shape == (7, 10)
+    # ...after running in eval mode: BatchNorm's running statistics, not those of batches of 3
+    assert feats.shape == (7, 128) and probs.shape == (7, 10)
     assert torch.allclose(probs.sum(dim=1), torch.ones(7))
     assert torch.allclose(probs, model(images).softmax(dim=1), atol=1e-6)
+    assert torch.allclose(feats, model.features(images), atol=1e-6)
 
 
 # --- interpolation ------------------------------------------------------------------------------

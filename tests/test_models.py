@@ -60,14 +60,17 @@ def test_initialisation_schemes(kind):
 
 def test_output_is_logits_of_the_last_step_only():
     model = VanillaRNN(1, 8, 10)
-    torch.nn.init.normal_(model.W_hx)
-    for p in (model.W_hh, model.b_h, model.W_ph, model.b_p):
+    for p in (model.W_hx, model.W_hh, model.b_h, model.W_ph, model.b_p):
         torch.nn.init.normal_(p)
     x = torch.randn(3, 6, 1)
-    assert model(x).shape == (3, 10)
-    changed = x.clone()
-    changed[:, -1] += 1  # the output depends on the last input...
-    assert not torch.allclose(model(x), model(changed))
+    # the readout applied to every hidden state of the whole sequence, written out from the equations
+    h, readouts = torch.zeros(3, 8), []
+    for t in range(6):
+        h = torch.tanh(x[:, t] @ model.W_hx + model.b_h + h @ model.W_hh)
+        readouts.append(h @ model.W_ph + model.b_p)
+    out = model(x)
+    assert torch.allclose(out, readouts[-1], atol=1e-5)  # the last step's logits...
+    assert all(not torch.allclose(out, r, atol=1e-3) for r in readouts[:-1])  # ...and no earlier step's
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm"])

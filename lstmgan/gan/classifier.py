@@ -7,8 +7,11 @@ penultimate layer plays the role of Inception's pool features.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import time
 
 import torch
 import torch.nn.functional as F
@@ -62,8 +65,11 @@ def train_classifier(
     lr: float = 3e-3,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> tuple[SmallCNN, float]:
     """Train a ``SmallCNN`` with Adam and return it (in eval mode) with its test accuracy in [0, 1].
+
+    ``progress(done, total, text)`` hears about batches now and then (done/total count batches).
 
     Deterministic on CPU for a given ``seed``: weight init runs under a forked, seeded global RNG (so
     the caller's RNG state is untouched) and batches are shuffled by a seeded ``torch.Generator``.
@@ -79,10 +85,13 @@ def train_classifier(
     # One-cycle LR gets a high accuracy in very few epochs, which keeps this a minute on a laptop.
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 1))
 
+    # drop_last: a batch of one would break BatchNorm in training mode.
+    drop_last = len(images) % batch_size == 1
+    batches = epochs * (len(images) // batch_size if drop_last else -(-len(images) // batch_size))
+    done, started, report_every = 0, time.perf_counter(), max(1, batches // 100)
     model.train()
-    for _ in range(epochs):
-        # drop_last: a batch of one would break BatchNorm in training mode.
-        for idx in iterate_batches(len(images), batch_size, shuffle, drop_last=len(images) % batch_size == 1):
+    for epoch in range(epochs):
+        for idx in iterate_batches(len(images), batch_size, shuffle, drop_last=drop_last):
             x = images[idx].to(device, non_blocking=True)
             y = labels[idx].to(device, non_blocking=True)
             loss = F.cross_entropy(model(x), y)
@@ -90,6 +99,10 @@ def train_classifier(
             loss.backward()
             optimizer.step()
             schedule.step()
+            done += 1
+            if progress is not None and (done % report_every == 0 or done == batches):
+                rate = done * batch_size / max(time.perf_counter() - started, 1e-9)
+                progress(done, batches, f"classifier epoch {epoch + 1}/{epochs}, {rate:.0f} images/s")
     model.eval()
     return model, accuracy(model, test_images, test_labels, batch_size=1024)
 
@@ -104,6 +117,16 @@ def accuracy(model: nn.Module, images: Tensor, labels: Tensor, *, batch_size: in
         y = labels[start : start + batch_size].to(device)
         correct += int((model(x).argmax(dim=1) == y).sum())
     return correct / max(len(images), 1)
+
+
+def train_and_save(dataset: str, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], path: Path | str,
+                   *, epochs: int, device: torch.device | str,
+                   progress: Callable[[int, int, str], None] | None = None) -> tuple[SmallCNN, float]:
+    """The one place that trains the judging classifier, saves it and labels it with its dataset
+    (the GAN trainer's cache and the `classifier` command both come here). Seed 0: one classifier per dataset."""
+    model, accuracy = train_classifier(*train, *test, epochs=epochs, seed=0, device=device, progress=progress)
+    save_classifier(model, path, {"dataset": dataset, "test_accuracy": accuracy, "train_images": len(train[0])})
+    return model, accuracy
 
 
 def save_classifier(model: SmallCNN, path: Path | str, meta: dict[str, Any]) -> None:

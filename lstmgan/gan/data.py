@@ -29,13 +29,14 @@ from torch import Tensor
 from torchvision.datasets import MNIST, FashionMNIST
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
+from lstmgan.config import DATASETS
 from lstmgan.errors import UserError
 
 num_classes = 10
 IMAGE_SHAPE = (1, 28, 28)
 
-# The CLI's dataset names → torchvision's dataset classes (whose names are also its folder names).
-DATASETS: dict[str, type[MNIST]] = {"mnist": MNIST, "fashion-mnist": FashionMNIST}
+# The dataset names (config.DATASETS, the one list) → torchvision's classes, whose names are its folder names.
+TORCHVISION: dict[str, type[MNIST]] = {"mnist": MNIST, "fashion-mnist": FashionMNIST}
 
 _IMAGES_MAGIC = 2051  # IDX: unsigned bytes, 3 dimensions
 _LABELS_MAGIC = 2049  # IDX: unsigned bytes, 1 dimension
@@ -127,7 +128,7 @@ def _find_files(dataset: str, data_dir: Path, names: tuple[str, ...]) -> tuple[P
 
 
 def _candidate_folders(dataset: str, data_dir: Path) -> list[Path]:
-    return [data_dir / DATASETS[dataset].__name__ / "raw", data_dir]
+    return [data_dir / TORCHVISION[dataset].__name__ / "raw", data_dir]
 
 
 def _existing(path: Path) -> Path | None:
@@ -186,7 +187,7 @@ def _check_header(shown: Path, plain: Path, magic: int, dataset: str) -> None:
 
 
 def _download(dataset: str, data_dir: Path) -> None:
-    cls = DATASETS[dataset]
+    cls = TORCHVISION[dataset]
     try:
         # Constructing the dataset downloads and unpacks all four files into <data_dir>/<Class>/raw.
         cls(root=str(data_dir), train=True, download=True)

@@ -8,8 +8,7 @@ Both result dataclasses turn into JSON with ``to_dict()`` so a run can record wh
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lstmgan.gan.models import eval_mode
 from lstmgan.rundir import write_bytes_atomic
 
 
@@ -128,7 +128,7 @@ def find_pair(
     image does not depend on the rest of its batch) and get their previous modes back afterwards.
     """
     first: tuple[Tensor, int, float] | None = None
-    with _eval_mode(generator, classifier):
+    with eval_mode(generator, classifier):
         for attempt in range(max_tries):
             z = torch.randn(batch_size, latent_dim, generator=generator_rng, device=generator_rng.device)
             classes, confidences = _classify(classifier, generator(z.to(device)))
@@ -164,7 +164,7 @@ def interpolate(
     if method not in paths:
         raise ValueError(f"method must be one of {sorted(paths)}, got {method!r}")
     latents = paths[method](pair.z0, pair.z1, steps)
-    with _eval_mode(generator, classifier):
+    with eval_mode(generator, classifier):
         images = generator(latents.to(device))
         classes, confidences = _classify(classifier, images)
     return Strip(
@@ -180,19 +180,6 @@ def _classify(classifier: nn.Module, images: Tensor) -> tuple[Tensor, Tensor]:
     """(predicted class, its probability) per image, on the CPU."""
     confidences, classes = classifier(images).float().softmax(dim=1).max(dim=1)
     return classes.cpu(), confidences.cpu()
-
-
-@contextmanager
-def _eval_mode(*modules: nn.Module) -> Iterator[None]:
-    """Put modules in eval mode for a block and give each its own previous mode back afterwards."""
-    modes = [m.training for m in modules]
-    try:
-        for m in modules:
-            m.eval()
-        yield
-    finally:
-        for m, mode in zip(modules, modes):
-            m.train(mode)
 
 
 def render_strip(

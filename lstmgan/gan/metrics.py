@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lstmgan.environment import no_tf32
 from lstmgan.gan.classifier import SmallCNN
+from lstmgan.gan.models import eval_mode
 
 
 def frechet_distance(feats_a: Tensor, feats_b: Tensor) -> float:
@@ -46,19 +48,16 @@ def _sqrtm_psd(m: Tensor) -> Tensor:
 def classifier_features(model: SmallCNN, images: Tensor, batch_size: int = 1024) -> tuple[Tensor, Tensor]:
     """Run ``model`` over ``images`` → ``(features N×128, probs N×10)``, on the CPU.
 
-    Batches go to the model's device; the model is put in eval mode and its mode restored after.
+    Batches go to the model's device; the model is put in eval mode and its mode restored after. TF32 is
+    off while it runs, so classifier-FID does not depend on a GPU's (or PyTorch version's) defaults.
     """
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     feats, probs = [], []
-    try:
+    with eval_mode(model), no_tf32():
         for start in range(0, len(images), batch_size):
             f = model.features(images[start : start + batch_size].to(device))
             feats.append(f.float().cpu())
             probs.append(model.head(f).float().softmax(dim=1).cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(feats), torch.cat(probs)
 
 

@@ -8,6 +8,8 @@ BatchNorm keeps its default ``eps=1e-5``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from torch import Tensor, nn
 
@@ -25,7 +27,6 @@ class Generator(nn.Module):
 
     def __init__(self, latent_dim: int = 100, img_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
         super().__init__()
-        self.latent_dim = latent_dim
         self.img_shape = tuple(img_shape)
         self.net = nn.Sequential(
             *_block(latent_dim, 128, batch_norm=False),  # no BN on the first layer, as in the original
@@ -56,3 +57,17 @@ class Discriminator(nn.Module):
 
     def forward(self, img: Tensor) -> Tensor:
         return self.net(img)
+
+
+@contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Modules in eval mode for a block (BatchNorm uses its running statistics, so an output does not
+    depend on the rest of its batch); each gets its own previous mode back afterwards."""
+    modes = [m.training for m in modules]
+    try:
+        for m in modules:
+            m.eval()
+        yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)

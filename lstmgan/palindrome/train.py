@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lstmgan.config import PalindromeConfig, to_dict
+from lstmgan.environment import deterministic, numerics
+from lstmgan.errors import StopRequested
 from lstmgan.palindrome.data import NUM_DIGITS, encode, input_dim, make_data
 from lstmgan.palindrome.models import build_model
 
@@ -67,10 +69,28 @@ def run_palindrome(cfg: PalindromeConfig, run: Run) -> dict[str, Any]:
 
     On the CPU it uses one thread: these matrices are too small for more to pay off (parallelism comes
     from running several runs side by side), and results then do not depend on the machine's core count."""
-    if run.device.type == "cpu":
-        with cpu_threads(1):
-            return _train(cfg, run)
-    return _train(cfg, run)
+    with deterministic(cfg.deterministic):
+        if run.device.type == "cpu":
+            with cpu_threads(1):
+                return _train(cfg, run)
+        return _train(cfg, run)
+
+
+def palindrome_state(cfg: PalindromeConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     shuffle: torch.Generator, history: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint, written here and read by `load_palindrome_state` only."""
+    return {"config": to_dict(cfg), "epoch": history["epoch"], "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "shuffle_rng": shuffle.get_state(), "history": dict(history)}
+
+
+def load_palindrome_state(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+                          shuffle: torch.Generator) -> dict[str, Any]:
+    """Continue from a checkpoint loaded on the CPU: weights and optimizer state move to the model's device
+    through load_state_dict, the shuffle RNG state stays a CPU byte tensor. Returns the history."""
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    shuffle.set_state(ckpt["shuffle_rng"].cpu())
+    return dict(ckpt["history"])
 
 
 def _train(cfg: PalindromeConfig, run: Run) -> dict[str, Any]:
@@ -87,13 +107,13 @@ def _train(cfg: PalindromeConfig, run: Run) -> dict[str, Any]:
     history = {"epoch": 0, "best_val_acc": 0.0, "best_epoch": 0, "epoch_to_99": None, "train_time": 0.0}
 
     if run.checkpoint is not None:
-        model.load_state_dict(run.checkpoint["model"])
-        optimizer.load_state_dict(run.checkpoint["optimizer"])
-        shuffle.set_state(run.checkpoint["shuffle_rng"])
-        history = dict(run.checkpoint["history"])
+        history = load_palindrome_state(run.checkpoint, model, optimizer, shuffle)
 
     row: dict[str, Any] = {}
+    stop = getattr(run, "stop_requested", lambda: False)
     for epoch in range(history["epoch"] + 1, cfg.epochs + 1):
+        if stop():  # every epoch is checkpointed: the last one is on disk
+            raise StopRequested(f"stopped after epoch {epoch - 1}; its checkpoint resumes the run")
         start = time.perf_counter()
         row = {"epoch": epoch, **train_one_epoch(model, optimizer, train_x, train_y, cfg.batch_size, shuffle,
                                                  cfg.max_grad_norm)}
@@ -105,9 +125,7 @@ def _train(cfg: PalindromeConfig, run: Run) -> dict[str, Any]:
         if history["epoch_to_99"] is None and row["val_acc"] >= TARGET_ACC:
             history["epoch_to_99"] = epoch
         run.tracker.log(row)
-        run.dir.save_checkpoint({"config": to_dict(cfg), "epoch": epoch, "model": model.state_dict(),
-                                 "optimizer": optimizer.state_dict(), "shuffle_rng": shuffle.get_state(),
-                                 "history": history})
+        run.dir.save_checkpoint(palindrome_state(cfg, model, optimizer, shuffle, history))
         run.progress(epoch, cfg.epochs, f"val_acc {row['val_acc']:.3f}")
 
     final = row or next(iter(run.dir.metrics()[-1:]), {})  # resumed after the last epoch: its logged row
@@ -117,5 +135,5 @@ def _train(cfg: PalindromeConfig, run: Run) -> dict[str, Any]:
         "final_val_loss": final.get("val_loss"),
         "best_val_acc": history["best_val_acc"], "best_epoch": history["best_epoch"],
         "epoch_to_99": history["epoch_to_99"], "train_time_s": history["train_time"],
-        **data.counts(),
+        **data.counts(), "numerics": numerics(),
     }
