@@ -121,6 +121,11 @@ class SweepConfig:
             _once(key, values)
         for model in self.models:
             _choice("model", model, MODELS)
+        default = PalindromeConfig()
+        for key, flag in SWEEP_AXES.items():  # a single model/length/seed would be silently replaced
+            if getattr(self.run, key) != getattr(default, key):
+                raise UserError(f"{key}: {getattr(self.run, key)} is ignored by a sweep, which sets {key}s with "
+                                f"{flag} ({key}s: [...] in a file)")
         self.runs()  # every combination is validated as the run it becomes
 
     def grid_points(self) -> list[dict[str, Any]]:
@@ -381,7 +386,7 @@ def apply(cfg: C, values: dict[str, Any], source: str) -> C:
     config's key may also hold a mapping (`sweep: {epochs: 30}` in YAML)."""
     changes: dict[str, Any] = {}
     nested: dict[str, dict[str, Any]] = {}
-    own = {f.name: f for f in dataclasses.fields(cfg)}  # type: ignore[arg-type]
+    own = {f.name: f for f in dataclasses.fields(cfg)}
     hints = _hints(type(cfg))
     wrapped = [name for name in own if dataclasses.is_dataclass(getattr(cfg, name))]
     for key, value in values.items():

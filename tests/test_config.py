@@ -158,6 +158,15 @@ def test_a_set_key_owned_by_a_flag_is_refused_naming_the_flag(key):
                            f"use {flag} instead"
 
 
+@pytest.mark.parametrize("text, message", [
+    ("model: rnn\n", r"model: rnn is ignored by a sweep, which sets models with --models \(models: \[\.\.\.\] in"),
+    ("seed: 3\n", "seed: 3 is ignored by a sweep, which sets seeds with --seeds"),
+])
+def test_a_sweep_file_with_a_single_model_or_seed_is_refused_not_ignored(tmp_path, text, message):
+    with pytest.raises(UserError, match=message):
+        build(SweepConfig, yaml_path=write(tmp_path, text), flags={}, sets=None)
+
+
 def test_set_keys_a_command_does_not_own_pass():
     refuse_owned_sets({"epochs": 3, "models": ["rnn"], "seeds": [1]}, SWEEP_AXES)  # the sweep's own lists are fine
 

@@ -3,6 +3,7 @@
 import csv
 import json
 
+import pytest
 import yaml
 from conftest import TINY
 
@@ -79,3 +80,22 @@ def test_each_run_records_its_kind_and_the_summary_reads_by_kind(cli, tmp_path):
     assert skipped == ["bad: " + str(sweep / "bad" / "config.yaml") + ": hidden must be an integer, got 'lots'",
                        "rnn-L3-s1: result.json lacks a numeric final_val_acc; counted as unfinished"]
     assert "| rnn | 3 | 1/2 |" in (write_summary(sweep, records) and (sweep / "summary.md").read_text())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "lstmgan: error: epochs must be at least 1, got 0"),
+    (["--seeds", "0", "-1"], "lstmgan: error: seed must be at least 0, got -1"),
+    (["--set", "model=rnn"], "lstmgan: error: model: rnn is ignored by a sweep, which sets models with --models"),
+    (["--set", "grid={model: [rnn]}"], "lstmgan: error: grid: model cannot be a grid key"),
+    (["--set", "grid={hidden: [16, 0x10]}"], "lstmgan: error: grid hidden lists 16 twice"),
+    (["--config", "{binary}"], "lstmgan: error: config {binary} is not a UTF-8 text file; give a YAML file"),
+    (["--config", "{folder}"], "lstmgan: error: config {folder} is a folder; give a YAML file"),
+])
+def test_bad_sweep_input_is_one_line_exit_2_and_writes_nothing(cli, tmp_path, args, message):
+    binary = tmp_path / "sweep.yaml"
+    binary.write_bytes(bytes(range(256)))
+    fill = lambda text: text.replace("{binary}", str(binary)).replace("{folder}", str(tmp_path))
+    r = cli("sweep", "--lengths", "3", *map(fill, args), "--out", tmp_path / "out", *TINY)
+    assert r.code == 2
+    assert r.err.startswith(fill(message)) and r.err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
