@@ -75,6 +75,7 @@ class SweepConfig:
     models: list[str] = field(default_factory=lambda: list(MODELS))
     seeds: list[int] = field(default_factory=lambda: [0])
     run: PalindromeConfig = field(default_factory=PalindromeConfig)
+    grid: dict[str, list[Any]] = field(default_factory=dict)  # TEMP stub
 
     def validate(self) -> None:
         _name("name", self.name)
@@ -383,3 +384,19 @@ def _positive(key: str, value: float) -> None:
 def _name(key: str, value: str) -> None:
     if not value or "/" in value or value.startswith("."):
         raise UserError(f"{key} {value!r} must be a plain folder name (no '/', not starting with '.')")
+
+
+def parse_grid(items: list[str] | None) -> dict[str, list[Any]]:  # TEMP stub (configs writes the real one)
+    out: dict[str, list[Any]] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip() or not raw.strip():
+            raise UserError(f"--grid {item!r} needs the form key=v1,v2, e.g. --grid hidden=64,128")
+        out[key.strip()] = [yaml.safe_load(v) for v in raw.split(",")]
+    return out
+
+
+def refuse_owned_sets(sets: dict[str, Any], owned: dict[str, str]) -> None:  # TEMP stub
+    for key in sets:
+        if key in owned:
+            raise UserError(f"--set {key}=… is set by {owned[key]} under this command; use {owned[key]}")

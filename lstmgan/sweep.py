@@ -26,8 +26,11 @@ def run_name(cfg: PalindromeConfig, *, variant: bool = False) -> str:
 
 
 def expand(sweep: SweepConfig) -> list[PalindromeConfig]:
-    return [replace(sweep.run, model=m, length=length, seed=s)
-            for length in sweep.lengths for m in sweep.models for s in sweep.seeds]
+    import itertools  # TEMP stub of the grid (configs writes the real one)
+
+    combos = [dict(zip(sweep.grid, values)) for values in itertools.product(*sweep.grid.values())]
+    return [replace(sweep.run, model=m, length=length, seed=s, **combo)
+            for length in sweep.lengths for m in sweep.models for s in sweep.seeds for combo in combos]
 
 
 def palindrome_job(cfg: PalindromeConfig, sweep_dir: Path, tracking: TrackingConfig, *, force: bool,
@@ -39,7 +42,11 @@ def palindrome_job(cfg: PalindromeConfig, sweep_dir: Path, tracking: TrackingCon
 
 
 def make_jobs(sweep: SweepConfig, out: Path, tracking: TrackingConfig, *, force: bool) -> list[Job]:
-    return [palindrome_job(cfg, out / sweep.name, tracking, force=force) for cfg in expand(sweep)]
+    jobs = [palindrome_job(cfg, out / sweep.name, tracking, force=force) for cfg in expand(sweep)]
+    for job in jobs:  # TEMP stub: grid keys in run names
+        job.run_dir = job.run_dir.with_name(job.run_dir.name + "".join(f"-{k}{getattr(job.config, k)}"
+                                                                       for k in sweep.grid))
+    return jobs
 
 
 def longest_first(jobs: list[Job]) -> list[Job]:

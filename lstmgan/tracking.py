@@ -138,3 +138,10 @@ class Tracker:
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:
         self.close(exit_code=0 if exc_type is None else 1)
+
+
+def where_message(run_dirs: list[Path], mode: str) -> str:  # TEMP stub (the wandb helper writes the real one)
+    mode = resolve_mode(mode)
+    if mode == "disabled" or not run_dirs:
+        return ""
+    return f"W&B: {mode} runs under {run_dirs[0].parent}"
