@@ -58,7 +58,7 @@ BAD_INPUTS = [
     (["palindrome", "--wandb", "sometimes"], "--wandb"),
     (["palindrome", "--device", "tpu"], "unknown device 'tpu'"),
     (["palindrome", "--bogus"], "No such option: --bogus"),
-    (["palindrome", "--config", "missing.yaml"], "cannot read config missing.yaml"),
+    (["palindrome", "--config", "missing.yaml"], "missing.yaml"),
 ]
 
 
