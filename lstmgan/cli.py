@@ -234,8 +234,8 @@ def execute(opts: Options, slurm: SlurmOptions | None, jobs: Sequence[Job], reso
         return show_plan(jobs, states)
     if request is not None:
         if needs_gpu and request.profile.gpus == 0:
-            warn(f"warning: the SLURM profile requests no GPU; {len(jobs)} GAN run(s) on CPU nodes take hours "
-                 f"(add --gpus 1 or a GPU --cluster profile)")
+            warn(f"warning: the SLURM profile requests no GPU; a {jobs[0].config.epochs}-epoch GAN run on a CPU node "
+                 f"takes hours (add --gpus 1 or a GPU --cluster profile)")
         return run_on_slurm(jobs, folder, request, opts.quiet, title)
     with progress_display(opts.quiet, len(jobs)) as progress:
         run(jobs, lambda i, job: run_reporter(progress, i, job.label))
@@ -836,7 +836,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         error(f"error: {e}")
         return 2
     except typer.TyperException as e:  # usage errors: unknown option, value of the wrong type, …
-        error(f"error: {usage_message(e, args)}")
+        if type(e).__name__ != "NoArgsIsHelpError":  # no arguments: the help was printed (typer checks the name too)
+            error(f"error: {usage_message(e, args)}")
         return 2
     except typer.Exit as e:
         return e.exit_code
