@@ -776,16 +776,19 @@ OS_PROBLEMS = {
     errno.EPERM: ("operation not permitted", "fix its permissions, or choose another --out"),
     errno.ENOENT: ("no such file or folder", "check the path, or choose another --out"),
     errno.ENOTDIR: ("a part of the path is not a folder", "choose another --out"),
+    errno.EISDIR: ("is a folder, not a file", "choose another path"),
+    errno.EIO: ("input/output error", "check the disk, then rerun the same command"),
 }
 
 
 def os_error(exc: BaseException) -> OSError | None:
-    """The OSError behind exc (itself, or its cause: torch and others wrap ENOSPC), if it is one we explain."""
+    """The OSError behind exc (itself, or its cause: torch and others wrap ENOSPC), if it is one we explain.
+    Others (a refused connection is an OSError too) are internal errors."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, OSError) and (current is exc or current.errno in OS_PROBLEMS):
+        if isinstance(current, OSError) and current.errno in OS_PROBLEMS:
             return current
         current = current.__cause__ or current.__context__
     return None
@@ -793,7 +796,7 @@ def os_error(exc: BaseException) -> OSError | None:
 
 def os_message(e: OSError, args: Sequence[str]) -> str:
     """`<path>: <problem>; <fix>`. A failed write() names no file: then the --out it wrote under stands in."""
-    problem, fix = OS_PROBLEMS.get(e.errno or 0, (e.strerror or first_line(e), "check the path and the disk"))
+    problem, fix = OS_PROBLEMS[e.errno or 0]
     where = next((str(f) for f in (e.filename, e.filename2) if f is not None), "")
     if not where and option_values(args, ["--out"]):
         where = f"writing under {option_values(args, ['--out'])[-1][1]}"
