@@ -275,11 +275,13 @@ def in_order(jobs: Sequence[Job], reporter: Callable[[int, Job], Reporter]) -> A
 
 def side_by_side(workers: int | None, device: str) -> RunJobs:
     """Palindrome runs in local processes, longest first, so the runs side by side end together."""
+    count = local_workers(workers, device)  # checked now, with the other inputs
+
     def run(jobs: Sequence[Job], reporter: Callable[[int, Job], Reporter]) -> Any:
         from lstmgan.launch import run_parallel
         from lstmgan.sweep import longest_first
 
-        return run_parallel(longest_first(list(jobs)), local_workers(workers, device), reporter)
+        return run_parallel(longest_first(list(jobs)), count, reporter)
 
     return run
 
@@ -490,12 +492,14 @@ def study(
 
 def study_runner(cfg: Any, opts: Options) -> RunJobs:
     """The palindrome runs side by side, then the GAN, then its interpolation strips."""
+    run_palindromes = side_by_side(opts.jobs, cfg.sweep.run.device)
+
     def run(jobs: Sequence[Job], reporter: Callable[[int, Job], Reporter]) -> None:
         from lstmgan.gan.posthoc import load_trained, make_strips
         from lstmgan.launch import resolve_device
 
         palindromes, gan = list(jobs[:-1]), list(jobs[-1:])
-        side_by_side(opts.jobs, cfg.sweep.run.device)(palindromes, reporter)
+        run_palindromes(palindromes, reporter)
         in_order(gan, lambda i, job: reporter(len(palindromes) + i, job))
         if cfg.interpolation_pairs:
             dev = resolve_device(cfg.gan.device)
