@@ -60,6 +60,19 @@ def test_an_internal_error_is_one_line_with_the_traceback_in_a_file(cli, tmp_pat
     assert not (tmp_path / "runs").exists()
 
 
+def test_the_traceback_goes_to_the_temp_dir_when_the_state_dir_cannot_be_written(cli, tmp_path, broken,
+                                                                                monkeypatch):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "file" / "state"))  # under a file: cannot exist
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR
+    r = cli(*RUN, "--out", tmp_path / "runs")
+    assert r.code == 1 and one_line(r.err), r.err
+    crash = Path(r.err.split("full traceback in ")[1].strip())
+    assert crash.parent == tmp_path / "tmp" / "lstmgan" and "boom" in crash.read_text()
+
+
 @pytest.mark.parametrize("how", ["flag", "flag after the command", "environment"])
 def test_debug_shows_the_traceback_in_full(cli, tmp_path, broken, monkeypatch, how):
     args = {"flag": ["--debug", *RUN], "flag after the command": [*RUN, "--debug"], "environment": RUN}[how]
