@@ -672,8 +672,8 @@ def sync(
 @app.command(rich_help_panel="Results")
 def report(
     folder: Annotated[Path, typer.Argument(help="A study folder (or a sweep folder), e.g. runs/study.")],
-    wandb: Annotated[WandbMode, typer.Option(help="Log the figures to W&B.",
-                                             show_default=True)] = WandbMode.auto,
+    wandb: Annotated[WandbMode, typer.Option(help="Log the figures to a W&B run (none unless asked).",
+                                             show_default=True)] = WandbMode.disabled,
 ) -> None:
     """Rebuild the study report (report.md, report.html, figures/) from run folders; never trains."""
     from lstmgan.report import build_report
