@@ -1,140 +1,120 @@
-"""The `lstmgan` command line. Each command parses flags into configs and calls one function.
+"""The `lstmgan` command line. Each command parses flags into a config and hands it to `execute`.
 
-Errors a user can fix (UserError, bad flags) print one line and exit with code 2; nothing is written
-before every input has been checked.
+Exit codes: 0 ok; 1 a run failed or an internal error (one line + a file with the traceback); 2 bad input
+(UserError, bad flags: one line, nothing written); 3 a disk or permission problem; 130 interrupted.
+
+Only typer, rich, the standard library and light lstmgan modules are imported here: torch, submitit, wandb
+and the experiments are imported inside the commands, so `lstmgan --help` answers at once.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import enum
+import errno
 import functools
 import inspect as pyinspect
 import logging
 import os
-import subprocess
 import sys
+import tempfile
+import time
+import traceback
 import typing
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from lstmgan.config import (DATASETS, GanConfig, PalindromeConfig, SweepConfig, TrackingConfig, build, parse_sets,
-                            to_dict)
-from lstmgan.errors import UserError
-from lstmgan.gan.classifier import load_classifier, save_classifier, train_classifier
-from lstmgan.gan.data import load_images
-from lstmgan.gan.posthoc import load_trained, make_strips, write_samples
-from lstmgan.gan.train import CLASSIFIER_EPOCHS, run_gan
-from lstmgan.launch import Job, resolve_device, run_inprocess, run_parallel
-from lstmgan.report import build_report
-from lstmgan.rundir import RunDir, check_writable, inspect
-from lstmgan.slurm import (ClusterProfile, TaskStatus, load_profile, make_executor, offline_runs, sbatch_script,
-                           submit, task_statuses, wait, wandb_sync_command)
-from lstmgan.study import load_study, study_jobs
-from lstmgan.sweep import HEADER, load_runs, longest_first, make_jobs, palindrome_job, table_rows, write_summary
+from lstmgan import __version__, catalog
+from lstmgan.config import (DATASETS, DEVICES, MODELS, WANDB_MODES, GanConfig, PalindromeConfig, SweepConfig,
+                            TrackingConfig, build, parse_grid, parse_sets, refuse_owned_sets, to_dict)
+from lstmgan.display import (Reporter, console, print_status, print_table, progress_display, run_reporter, say,
+                             task_counts, warn)
+from lstmgan.errors import UserError, first_line
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+if TYPE_CHECKING:
+    from lstmgan.launch import Job
+    from lstmgan.slurm import ClusterProfile
+
+app = typer.Typer(add_completion=True, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
                   help="Palindromes (LSTM vs vanilla RNN) and an MNIST GAN, locally or on SLURM, tracked in W&B.")
-console = Console(stderr=True)
-out_console = Console(soft_wrap=True)
 
-# Options that take several values: `--lengths 5 10 15 20` and `--lengths 5,10` both work (Typer alone
-# only accepts the flag repeated), so argv is rewritten to the repeated form before parsing.
-MULTI_VALUE = {"--lengths", "--models", "--seeds"}
-
-# --- shared options --------------------------------------------------------------------------------
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file of settings (under jobs/).")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="key=value override, repeatable; wins over all.")]
-OutOpt = Annotated[Path, typer.Option("--out", help="Folder that holds sweep/run folders.")]
-NameOpt = Annotated[str | None, typer.Option("--name", help="Sweep name: runs go to OUT/NAME/.")]
-WandbOpt = Annotated[str, typer.Option("--wandb",
-                                        help="auto | online | offline | disabled (auto: online if logged in).")]
-ProjectOpt = Annotated[str, typer.Option("--wandb-project", help="W&B project.")]
-EntityOpt = Annotated[str | None, typer.Option("--wandb-entity", help="W&B entity (team or user).")]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda (auto = CUDA when present).")]
-EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Training epochs.")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Start over even if the run folder holds a run.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress display.")]
-JobsOpt = Annotated[int | None, typer.Option("--jobs", help="Runs trained side by side in local processes "
-                                             "(default: one per CPU core; 1 on a GPU).")]
+TRAINING, OUTPUT, WANDB, SLURM = "Training", "Output", "W&B", "SLURM"
 
 
-def local_workers(requested: int | None, device: str) -> int:
-    """How many runs to train side by side: one per core on the CPU (each run uses one thread), one on a GPU."""
-    if requested is not None:
-        if requested < 1:
-            raise UserError(f"--jobs must be at least 1, got {requested}")
-        return requested
-    return 1 if resolve_device(device).type == "cuda" else os.cpu_count() or 1
+def _choices(name: str, values: Sequence[str]) -> Any:
+    """A str Enum of `values` (typer shows and checks them); the values stay the config's one source."""
+    return enum.Enum(name, [(v, v) for v in values], type=str)
 
 
-def tracking_config(mode: str, project: str, entity: str | None) -> TrackingConfig:
-    tracking = TrackingConfig(mode=mode, project=project, entity=entity)
-    tracking.validate()
-    return tracking
+Model = _choices("Model", MODELS)
+Device = _choices("Device", DEVICES)
+WandbMode = _choices("WandbMode", WANDB_MODES)
+Dataset = _choices("Dataset", DATASETS)
+Method = _choices("Method", ("lerp", "slerp"))
+Runtime = _choices("Runtime", ("none", "apptainer", "singularity", "pyxis"))  # slurm.RUNTIMES (imports submitit)
+NOUNS = {Model: "model", Device: "device", WandbMode: "W&B mode", Dataset: "dataset", Method: "interpolation method",
+         Runtime: "container runtime"}
 
 
-def preflight(jobs: Sequence[Job], out: Path) -> None:
-    """Check every run folder before anything is written, so a bad input changes nothing."""
-    check_writable(out)
-    for job in jobs:  # inspect only reads: it raises on a conflicting or corrupt run folder
-        inspect(RunDir(job.run_dir), to_dict(job.config), force=job.force)
+def value(choice: Any) -> Any:
+    """An enum member's value (None stays None: the flag was not given)."""
+    return None if choice is None else choice.value
 
 
-@contextmanager
-def progress_display(quiet: bool, total: int) -> Iterator[Any]:
-    """A two-line rich display: runs done out of all, and the epochs of the current run."""
-    if quiet:
-        yield None
-        return
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[text]}"),
-               TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=False) as progress:
-        progress.add_task("runs", total=total, text="")
-        yield progress
+# --- options shared by the training commands ----------------------------------------------------------------
 
 
-def epoch_reporter(progress: Any, index: int, job: Job) -> Any:
-    """Progress of one run as a line of the display, shown from its first epoch until it ends."""
-    if progress is None:
-        return lambda done, total, text: None
-    runs_task = progress.task_ids[0]
-    task: list[Any] = []
+@dataclass(frozen=True)
+class Options:
+    """The options of palindrome, sweep, gan and study, received by each as one `opts` argument."""
 
-    def report(done: int, total: int, text: str) -> None:
-        if not task:
-            task.append(progress.add_task(f"run {index + 1}: {job.label}", total=total, text=""))
-        progress.update(task[0], completed=done, total=total, text=text)
-        if done == total:
-            progress.update(runs_task, advance=1)
-            progress.remove_task(task[0])
+    config: Annotated[str | None, typer.Option(
+        "--config", help="A packaged job (see `lstmgan configs`) or a YAML file.", rich_help_panel=TRAINING)] = None
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="key=value override, repeatable; wins over all.", rich_help_panel=TRAINING)] = None
+    device: Annotated[Device | None, typer.Option(
+        "--device", help="auto = CUDA when present (default: the config's, auto).", rich_help_panel=TRAINING)] = None
+    jobs: Annotated[int | None, typer.Option(
+        "--jobs", help="Runs trained side by side in local processes (default: one per CPU core; 1 on a GPU).",
+        rich_help_panel=TRAINING)] = None
+    out: Annotated[Path, typer.Option(
+        "--out", help="Folder that holds sweep/run folders.", show_default=True, rich_help_panel=OUTPUT)] = Path("runs")
+    name: Annotated[str | None, typer.Option(
+        "--name", help="Sweep name: runs go to OUT/NAME/.", rich_help_panel=OUTPUT)] = None
+    force: Annotated[bool, typer.Option(
+        "--force", help="Start over even if the run folder holds a run.", rich_help_panel=OUTPUT)] = False
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.", rich_help_panel=OUTPUT)] = False
+    print_config: Annotated[bool, typer.Option(
+        "--print-config", help="Print the resolved config as YAML; run and write nothing.",
+        rich_help_panel=OUTPUT)] = False
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="List the runs that would train, resume or be skipped (with --slurm: print the sbatch "
+        "script); run and write nothing.", rich_help_panel=OUTPUT)] = False
+    wandb: Annotated[WandbMode, typer.Option(
+        "--wandb", help="auto: online if logged in, else offline.", show_default=True,
+        rich_help_panel=WANDB)] = WandbMode.auto
+    wandb_project: Annotated[str, typer.Option(
+        "--wandb-project", help="W&B project.", show_default=True, rich_help_panel=WANDB)] = "lstmgan"
+    wandb_entity: Annotated[str | None, typer.Option(
+        "--wandb-entity", help="W&B entity (team or user).", rich_help_panel=WANDB)] = None
 
-    return report
+    def config_file(self) -> Path | None:
+        return catalog.find(self.config, "job") if self.config else None
 
+    def sets(self, owned: dict[str, str]) -> list[str] | None:
+        """--set items, refused where the command sets that key through a flag of its own."""
+        refuse_owned_sets(parse_sets(self.set_), owned)
+        return self.set_
 
-def print_summary(title: str, rows: list[list[str]], header: Sequence[str] = HEADER) -> None:
-    table = Table(title=title)
-    for column in header:
-        table.add_column(column, overflow="fold")  # long paths wrap instead of being cut
-    for cells in rows:
-        table.add_row(*cells)
-    out_console.print(table)
-
-
-def show_summary(sweep_dir: Path, title: str) -> None:
-    """Write summary.md/.csv and figures from the run folders on disk, and print the table."""
-    rows = write_summary(sweep_dir, load_runs(sweep_dir))
-    print_summary(title, table_rows(rows))
-    out_console.print(f"Summary: {sweep_dir / 'summary.md'}, figures: {sweep_dir / 'figures'}")
-
-
-# --- SLURM -----------------------------------------------------------------------------------------
+    def tracking(self) -> TrackingConfig:
+        tracking = TrackingConfig(mode=value(self.wandb), project=self.wandb_project, entity=self.wandb_entity)
+        tracking.validate()
+        return tracking
 
 
 @dataclass(frozen=True)
@@ -145,263 +125,507 @@ class SlurmRequest:
     dry_run: bool
 
 
-def slurm_flags(
-    slurm: Annotated[bool, typer.Option("--slurm", help="Submit to SLURM (one job array) instead of training here.")]
-    = False,
-    cluster: Annotated[Path | None, typer.Option("--cluster", help="Cluster profile YAML (jobs/clusters/); "
-                                                 "default: built-in (default partition, 1 CPU, 60 min).")] = None,
-    partition: Annotated[str | None, typer.Option("--partition", help="SLURM partition.")] = None,
-    account: Annotated[str | None, typer.Option("--account", help="SLURM account.")] = None,
-    qos: Annotated[str | None, typer.Option("--qos", help="SLURM QOS.")] = None,
-    time: Annotated[int | None, typer.Option("--time", help="Time limit per task, minutes.")] = None,
-    gpus: Annotated[int | None, typer.Option("--gpus", help="GPUs per task.")] = None,
-    cpus: Annotated[int | None, typer.Option("--cpus", help="CPUs per task.")] = None,
-    mem: Annotated[float | None, typer.Option("--mem", help="Memory per task, GB.")] = None,
-    constraint: Annotated[str | None, typer.Option("--constraint", help="Node features (sbatch --constraint).")]
-    = None,
-    container: Annotated[str | None, typer.Option("--container", help="none | apptainer | singularity | pyxis")]
-    = None,
-    image: Annotated[str | None, typer.Option("--image", help="Container image (.sif file or image reference).")]
-    = None,
-    wait_: Annotated[bool, typer.Option("--wait", help="With --slurm: block until all tasks end; exit 1 if any "
-                                        "failed.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="With --slurm: print the sbatch script, submit "
-                                          "nothing.")] = False,
-) -> SlurmRequest | None:
-    flags = {"partition": partition, "account": account, "qos": qos, "time": time, "gpus": gpus, "cpus": cpus,
-             "mem": mem, "constraint": constraint, "container.runtime": container, "container.image": image}
-    if not slurm:
-        given = [f"--{k.split('.')[-1].replace('runtime', 'container')}" for k, v in flags.items() if v is not None]
-        given += [flag for flag, on in (("--cluster", cluster), ("--wait", wait_), ("--dry-run", dry_run)) if on]
-        if given:
-            raise UserError(f"{', '.join(given)} only apply to SLURM submissions; add --slurm")
-        return None
-    profile = load_profile(cluster, flags)
-    return SlurmRequest(profile, str(cluster) if cluster else "built-in defaults", wait_, dry_run)
+@dataclass(frozen=True)
+class SlurmOptions:
+    """The thirteen flags of a SLURM submission, received as one `slurm` argument."""
+
+    slurm: Annotated[bool, typer.Option(
+        "--slurm", help="Submit to SLURM (one job array) instead of training here.", rich_help_panel=SLURM)] = False
+    cluster: Annotated[str | None, typer.Option(
+        "--cluster", help="Cluster profile: a packaged name (`lstmgan configs`) or a YAML file; default: built-in "
+        "(default partition, 1 CPU, 60 min).", rich_help_panel=SLURM)] = None
+    partition: Annotated[str | None, typer.Option("--partition", help="SLURM partition.", rich_help_panel=SLURM)] = None
+    account: Annotated[str | None, typer.Option("--account", help="SLURM account.", rich_help_panel=SLURM)] = None
+    qos: Annotated[str | None, typer.Option("--qos", help="SLURM QOS.", rich_help_panel=SLURM)] = None
+    time: Annotated[int | None, typer.Option("--time", help="Time limit per task, minutes.",
+                                             rich_help_panel=SLURM)] = None
+    gpus: Annotated[int | None, typer.Option("--gpus", help="GPUs per task.", rich_help_panel=SLURM)] = None
+    cpus: Annotated[int | None, typer.Option("--cpus", help="CPUs per task.", rich_help_panel=SLURM)] = None
+    mem: Annotated[float | None, typer.Option("--mem", help="Memory per task, GB.", rich_help_panel=SLURM)] = None
+    constraint: Annotated[str | None, typer.Option(
+        "--constraint", help="Node features (sbatch --constraint).", rich_help_panel=SLURM)] = None
+    container: Annotated[Runtime | None, typer.Option(
+        "--container", help="Run each task in a container.", rich_help_panel=SLURM)] = None
+    image: Annotated[str | None, typer.Option(
+        "--image", help="Container image (.sif file or image reference).", rich_help_panel=SLURM)] = None
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="Block until all tasks end; exit 1 if any failed.", rich_help_panel=SLURM)] = False
+
+    def request(self, dry_run: bool) -> SlurmRequest | None:
+        """The submission asked for (profile < flags, validated), or None to train here."""
+        flags = {"partition": self.partition, "account": self.account, "qos": self.qos, "time": self.time,
+                 "gpus": self.gpus, "cpus": self.cpus, "mem": self.mem, "constraint": self.constraint,
+                 "container.runtime": value(self.container), "container.image": self.image}
+        if not self.slurm:
+            given = [f"--{k.split('.')[-1].replace('runtime', 'container')}" for k, v in flags.items() if v is not None]
+            given += [flag for flag, on in (("--cluster", self.cluster), ("--wait", self.wait)) if on]
+            if given:
+                raise UserError(f"{', '.join(given)} only apply to SLURM submissions; add --slurm")
+            return None
+        from lstmgan.slurm import load_profile
+
+        path = catalog.find(self.cluster, "cluster") if self.cluster else None
+        return SlurmRequest(load_profile(path, flags), str(path) if path else "built-in defaults", self.wait, dry_run)
 
 
-def with_slurm_options(command: Callable[..., None]) -> Callable[..., None]:
-    """Give a training command the flags of `slurm_flags`; the command receives them as one `slurm` argument
-    (a SlurmRequest, or None to train here)."""
-    own = pyinspect.signature(command, eval_str=True)
-    extra = pyinspect.signature(slurm_flags, eval_str=True)
-    hints = {**typing.get_type_hints(command, include_extras=True),
-             **typing.get_type_hints(slurm_flags, include_extras=True)}
+def with_options(cls: type, arg: str, *, omit: Sequence[str] = (), defaults: dict[str, Any] | None = None,
+                 helps: dict[str, str] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command the fields of dataclass `cls` as options; it receives them as one `arg` (a `cls`).
 
-    @functools.wraps(command)
-    def wrapper(**kwargs: Any) -> None:
-        request = slurm_flags(**{name: kwargs.pop(name) for name in extra.parameters})
-        command(**kwargs, slurm=request)
+    `omit` leaves fields out (they keep the dataclass default), `defaults` and `helps` change a field's
+    default or help text for this command."""
+    defaults, helps = defaults or {}, helps or {}
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields = [f for f in dataclasses.fields(cls) if f.name not in omit]
+    params = [pyinspect.Parameter(f.name, pyinspect.Parameter.KEYWORD_ONLY, default=defaults.get(f.name, f.default),
+                                  annotation=_with_help(hints[f.name], helps.get(f.name))) for f in fields]
 
-    params = [p for p in own.parameters.values() if p.name != "slurm"] + list(extra.parameters.values())
-    wrapper.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {k: v for k, v in hints.items() if k not in ("slurm", "return")}
-    return wrapper
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        own = pyinspect.signature(command, eval_str=True)
+
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            options = cls(**{f.name: kwargs.pop(f.name) for f in fields})
+            return command(**kwargs, **{arg: options})
+
+        keep = [p.replace(kind=pyinspect.Parameter.KEYWORD_ONLY) for p in own.parameters.values() if p.name != arg]
+        wrapper.__signature__ = own.replace(parameters=keep + params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in keep + params}
+        return wrapper
+
+    return decorate
+
+
+def _with_help(hint: Any, text: str | None) -> Any:
+    if text is None:
+        return hint
+    base, info, *_ = typing.get_args(hint)
+    info = copy.copy(info)
+    info.help = text
+    return Annotated[base, info]
+
+
+EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Training epochs.", rich_help_panel=TRAINING)]
+
+
+# --- the shared tail: checks, then print-config, dry-run, SLURM or a local run ----------------------------------
+
+RunJobs = Callable[["Sequence[Job]", "Callable[[int, Job], Reporter]"], Any]
+
+
+def execute(opts: Options, slurm: SlurmOptions | None, jobs: Sequence[Job], resolved: Any, *, folder: Path,
+            run: RunJobs, done: Callable[[], None], title: str | None = None, checks: Sequence[Callable[[], Any]] = (),
+            needs_gpu: bool = False) -> None:
+    """What every training command does once its config and jobs are built.
+
+    Every check comes before anything is written: the SLURM request, each run folder (`rundir.inspect`), and
+    the command's own `checks`. Then: --print-config prints `resolved`; --dry-run lists what would happen;
+    --slurm submits (or prints the sbatch script); otherwise `run` trains here and `done` prints the results,
+    followed by where the W&B runs went."""
+    request = slurm.request(opts.dry_run) if slurm else None
+    if opts.print_config:
+        import yaml
+
+        return say(yaml.safe_dump(to_dict(resolved), sort_keys=False).rstrip())
+    states = preflight(jobs, opts.out)
+    for check in checks:
+        check()
+    if request is None and opts.dry_run:
+        return show_plan(jobs, states)
+    if request is not None:
+        if needs_gpu and request.profile.gpus == 0:
+            warn(f"warning: the SLURM profile requests no GPU; a {jobs[0].config.epochs}-epoch GAN run on a CPU node "
+                 f"takes hours (add --gpus 1 or a GPU --cluster profile)")
+        return run_on_slurm(jobs, folder, request, opts.quiet, title)
+    with progress_display(opts.quiet, len(jobs)) as progress:
+        run(jobs, lambda i, job: run_reporter(progress, i, job.label))
+    done()
+    wandb_line([job.run_dir for job in jobs], value(opts.wandb))
+
+
+def preflight(jobs: Sequence[Job], out: Path) -> list[Any]:
+    """Check every run folder, reading only: a bad input changes nothing. Returns what each run would do."""
+    from lstmgan.rundir import RunDir, check_writable, inspect
+
+    check_writable(out)
+    return [inspect(RunDir(job.run_dir), to_dict(job.config), force=job.force) for job in jobs]
+
+
+def show_plan(jobs: Sequence[Job], states: Sequence[Any]) -> None:
+    """--dry-run without --slurm: per run, whether it would train, resume or be skipped."""
+    actions = {"fresh": "train", "resume": "resume from its checkpoint", "done": "skip (finished; --force retrains)"}
+    print_table(f"{len(jobs)} run(s); nothing was run or written",
+                [[job.label, actions[state.value], str(job.run_dir)] for job, state in zip(jobs, states)],
+                ["run", "would", "folder"])
+
+
+def wandb_line(run_dirs: list[Path], mode: str) -> None:
+    from lstmgan.tracking import where_message
+
+    message = where_message(run_dirs, mode)
+    if message:
+        say(message)
+
+
+def in_order(jobs: Sequence[Job], reporter: Callable[[int, Job], Reporter]) -> Any:
+    from lstmgan.launch import run_inprocess
+
+    return run_inprocess(jobs, reporter)
+
+
+def side_by_side(workers: int | None, device: str) -> RunJobs:
+    """Palindrome runs in local processes, longest first, so the runs side by side end together."""
+    count = local_workers(workers, device)  # checked now, with the other inputs
+
+    def run(jobs: Sequence[Job], reporter: Callable[[int, Job], Reporter]) -> Any:
+        from lstmgan.launch import run_parallel
+        from lstmgan.sweep import longest_first
+
+        return run_parallel(longest_first(list(jobs)), count, reporter)
+
+    return run
+
+
+def local_workers(requested: int | None, device: str) -> int:
+    """How many runs to train side by side: one per core on the CPU (each run uses one thread), one on a GPU."""
+    from lstmgan.launch import resolve_device
+
+    if requested is not None:
+        if requested < 1:
+            raise UserError(f"--jobs must be at least 1, got {requested}")
+        return requested
+    return 1 if resolve_device(device).type == "cuda" else os.cpu_count() or 1
 
 
 def run_on_slurm(jobs: Sequence[Job], sweep_dir: Path, request: SlurmRequest, quiet: bool,
                  summary_title: str | None = None) -> None:
     """Submit the jobs as one array (or only print its sbatch script); with --wait, follow it to the end."""
+    from lstmgan.slurm import make_executor, sbatch_script, submit, wait
+
     if request.dry_run:
         executor = make_executor(sweep_dir / "submitit", request.profile, f"lstmgan-{sweep_dir.name}", preview=True)
-        out_console.print(f"# {len(jobs)} task(s) from profile {request.source}; submitit folder "
-                          f"{executor.folder}; nothing was submitted", markup=False, highlight=False)
+        say(f"# {len(jobs)} task(s) from profile {request.source}; submitit folder {executor.folder}; "
+            f"nothing was submitted")
         for i, job in enumerate(jobs):
-            out_console.print(f"#   task {i}: {job.run_dir}", markup=False, highlight=False)
-        out_console.print(sbatch_script(executor, len(jobs)), markup=False, highlight=False)
-        return
+            say(f"#   task {i}: {job.run_dir}")
+        return say(sbatch_script(executor, len(jobs)))
     record = submit(jobs, sweep_dir, request.profile, request.source)
-    out_console.print(f"Submitted SLURM job {record['job_id']} ({len(jobs)} task(s)) → {sweep_dir}; "
-                      f"follow it with `lstmgan status {sweep_dir}`", markup=False, highlight=False)
+    say(f"Submitted SLURM job {record['job_id']} ({len(jobs)} task(s)) → {sweep_dir}; "
+        f"follow it with `lstmgan status {sweep_dir}`")
     if not request.wait:
         return
     with progress_display(quiet, len(jobs)) as progress:
-        statuses = wait(sweep_dir, record, lambda s: report_tasks(progress, s))
+        statuses = wait(sweep_dir, record, lambda s: task_counts(progress, s))
     print_status(sweep_dir, statuses)
     if summary_title:
         show_summary(sweep_dir, summary_title)
+    mode = jobs[0].tracking.mode
+    wandb_line([job.run_dir for job in jobs], "offline" if mode == "auto" else mode)  # as slurm.offline_tracking
     failed = [s for s in statuses if s.outcome == "failed"]
     if failed:
-        console.print(f"lstmgan: {len(failed)} of {len(statuses)} task(s) failed: {failed[0].run_dir.name}: "
-                      f"{failed[0].error} (log: {failed[0].log})", markup=False, highlight=False, soft_wrap=True)
+        warn(f"{len(failed)} of {len(statuses)} task(s) failed: {failed[0].run_dir.name}: {failed[0].error} "
+             f"(log: {failed[0].log})")
         raise typer.Exit(1)
 
 
-def report_tasks(progress: Any, statuses: list[TaskStatus]) -> None:
-    if progress is None:
-        return
-    counts: dict[str, int] = {}
-    for s in statuses:
-        counts[s.state] = counts.get(s.state, 0) + 1
-    text = ", ".join(f"{n} {state.lower()}" for state, n in sorted(counts.items()))
-    progress.update(progress.task_ids[0], completed=sum(s.outcome != "active" for s in statuses), text=text)
+def show_summary(sweep_dir: Path, title: str) -> None:
+    """Write summary.md/.csv and figures from the run folders on disk, and print the table."""
+    from lstmgan.sweep import HEADER, load_runs, table_rows, write_summary
+
+    print_table(title, table_rows(write_summary(sweep_dir, load_runs(sweep_dir))), HEADER)
+    say(f"Summary: {sweep_dir / 'summary.md'}, figures: {sweep_dir / 'figures'}")
 
 
-STATUS_HEADER = ["run", "SLURM id", "state", "epoch", "last val acc / FID", "log"]
+# --- training commands ------------------------------------------------------------------------------------------
+
+SWEEP_OWNS = {key: flag for flag, keys in (("--models", ("model", "models")), ("--lengths", ("length", "lengths")),
+                                           ("--seeds", ("seed", "seeds")))
+              for base in keys for key in (base, f"run.{base}")}
+STUDY_OWNS = {"dataset": "--dataset", "data_dir": "--data-dir"}
 
 
-def print_status(sweep_dir: Path, statuses: list[TaskStatus]) -> None:
-    rows = [[s.run_dir.name, s.job_id, s.state + (f": {s.error}" if s.error and s.error != s.state else ""),
-             "–" if s.epoch is None else str(s.epoch), s.last_metric, s.log] for s in statuses]
-    print_summary(f"{sweep_dir}: {len(statuses)} task(s)", rows, STATUS_HEADER)
-
-
-# --- commands --------------------------------------------------------------------------------------
-
-
-@app.command()
-@with_slurm_options
+@app.command(rich_help_panel="Experiments")
+@with_options(SlurmOptions, "slurm")
+@with_options(Options, "opts", omit=("jobs",))
 def palindrome(
-    model: Annotated[str | None, typer.Option(help="rnn | lstm")] = None,
-    length: Annotated[int | None, typer.Option(help="Digits the network reads (palindrome has length + 1).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for data, initialisation and shuffling.")] = None,
+    opts: Options, slurm: SlurmOptions,
+    model: Annotated[Model | None, typer.Option(help="Default: the config's, lstm.",
+                                                rich_help_panel=TRAINING)] = None,
+    length: Annotated[int | None, typer.Option(help="Digits the network reads (palindrome has length + 1).",
+                                               rich_help_panel=TRAINING)] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for data, initialisation and shuffling.",
+                                             rich_help_panel=TRAINING)] = None,
     epochs: EpochsOpt = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    out: OutOpt = Path("runs"),
-    name: NameOpt = None,
-    wandb: WandbOpt = "auto",
-    wandb_project: ProjectOpt = "lstmgan",
-    wandb_entity: EntityOpt = None,
-    device: DeviceOpt = None,
-    force: ForceOpt = False,
-    quiet: QuietOpt = False,
-    slurm: SlurmRequest | None = None,
 ) -> None:
     """Train one model on palindromes of one length."""
-    cfg = build(PalindromeConfig, yaml_path=config,
-                flags={"model": model, "length": length, "seed": seed, "epochs": epochs, "device": device},
-                sets=set_)
-    job = palindrome_job(cfg, out / (name or "palindrome"), tracking_config(wandb, wandb_project, wandb_entity),
-                         force=force)
-    preflight([job], out)
-    if slurm:
-        return run_on_slurm([job], job.run_dir.parent, slurm, quiet)
-    with progress_display(quiet, 1) as progress:
-        (outcome,) = run_inprocess([job], lambda i, j: epoch_reporter(progress, i, j))
-    result = outcome.result or {}
-    out_console.print(f"{job.label}: final val acc {100 * result['final_val_acc']:.1f} %, "
-                      f"best {100 * result['best_val_acc']:.1f} % (epoch {result['best_epoch']}) → {job.run_dir}")
+    from lstmgan.sweep import palindrome_job
+
+    cfg = build(PalindromeConfig, yaml_path=opts.config_file(), sets=opts.sets({}), flags={
+        "model": value(model), "length": length, "seed": seed, "epochs": epochs, "device": value(opts.device)})
+    job = palindrome_job(cfg, opts.out / (opts.name or "palindrome"), opts.tracking(), force=opts.force)
+
+    def done() -> None:
+        result = job_result(job)
+        say(f"{job.label}: final val acc {100 * result['final_val_acc']:.1f} %, best "
+            f"{100 * result['best_val_acc']:.1f} % (epoch {result['best_epoch']}) → {job.run_dir}")
+
+    execute(opts, slurm, [job], cfg, folder=job.run_dir.parent, run=in_order, done=done)
 
 
-@app.command()
-@with_slurm_options
+@app.command(rich_help_panel="Experiments")
+@with_options(SlurmOptions, "slurm")
+@with_options(Options, "opts")
 def sweep(
-    lengths: Annotated[list[int] | None, typer.Option(help="Lengths: --lengths 5 10 15 20 (or 5,10,15,20).")] = None,
-    models: Annotated[list[str] | None, typer.Option(help="Models: --models rnn lstm.")] = None,
-    seeds: Annotated[list[int] | None, typer.Option(help="Seeds: --seeds 0 1 2.")] = None,
+    opts: Options, slurm: SlurmOptions,
+    lengths: Annotated[list[int] | None, typer.Option(help="Lengths: --lengths 5 10 15 20 (or 5,10,15,20).",
+                                                      rich_help_panel=TRAINING)] = None,
+    models: Annotated[list[Model] | None, typer.Option(help="Models: --models rnn lstm.",
+                                                       rich_help_panel=TRAINING)] = None,
+    seeds: Annotated[list[int] | None, typer.Option(help="Seeds: --seeds 0 1 2.", rich_help_panel=TRAINING)] = None,
+    grid: Annotated[list[str] | None, typer.Option(help="key=v1,v2: also sweep a setting, repeatable "
+                                                   "(--grid hidden=64,128 --grid lr=1e-3,3e-3).",
+                                                   rich_help_panel=TRAINING)] = None,
     epochs: EpochsOpt = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    out: OutOpt = Path("runs"),
-    name: NameOpt = None,
-    wandb: WandbOpt = "auto",
-    wandb_project: ProjectOpt = "lstmgan",
-    wandb_entity: EntityOpt = None,
-    device: DeviceOpt = None,
-    force: ForceOpt = False,
-    quiet: QuietOpt = False,
-    jobs_: JobsOpt = None,
-    slurm: SlurmRequest | None = None,
 ) -> None:
-    """RNN and LSTM at each length and seed; prints and writes the summary table and figures."""
-    cfg = build(SweepConfig, yaml_path=config,
-                flags={"lengths": lengths, "models": models, "seeds": seeds, "name": name, "epochs": epochs,
-                       "device": device}, sets=set_)
-    jobs = make_jobs(cfg, out, tracking_config(wandb, wandb_project, wandb_entity), force=force)
-    preflight(jobs, out)
-    sweep_dir = out / cfg.name
-    title = f"Sweep {cfg.name}: {len(jobs)} runs, {cfg.run.epochs} epochs"
-    if slurm:
-        return run_on_slurm(jobs, sweep_dir, slurm, quiet, summary_title=title)
-    with progress_display(quiet, len(jobs)) as progress:
-        run_parallel(longest_first(jobs), local_workers(jobs_, cfg.run.device),
-                     lambda i, j: epoch_reporter(progress, i, j))
-    show_summary(sweep_dir, title)
+    """RNN and LSTM at each length and seed (× any --grid); prints and writes the summary table and figures."""
+    from lstmgan.sweep import make_jobs
+
+    cfg = build(SweepConfig, yaml_path=opts.config_file(), sets=opts.sets(SWEEP_OWNS), flags={
+        "lengths": lengths, "models": [value(m) for m in models] if models else None, "seeds": seeds,
+        "grid": parse_grid(grid) or None, "name": opts.name, "epochs": epochs, "device": value(opts.device)})
+    jobs = make_jobs(cfg, opts.out, opts.tracking(), force=opts.force)
+    sweep_dir, title = opts.out / cfg.name, f"Sweep {cfg.name}: {len(jobs)} runs, {cfg.run.epochs} epochs"
+    execute(opts, slurm, jobs, cfg, folder=sweep_dir, title=title, run=side_by_side(opts.jobs, cfg.run.device),
+            done=lambda: show_summary(sweep_dir, title))
 
 
-@app.command()
-@with_slurm_options
+DataDirOpt = Annotated[Path | None, typer.Option(help="Folder with the IDX files (torchvision layout or flat); "
+                                                 "default: the config's, data.", rich_help_panel=TRAINING)]
+DownloadOpt = Annotated[bool, typer.Option("--download", help="Let torchvision download the data.",
+                                           rich_help_panel=TRAINING)]
+DatasetOpt = Annotated[Dataset | None, typer.Option(help="Default: the config's, mnist.",
+                                                    rich_help_panel=TRAINING)]
+
+
+@app.command(rich_help_panel="Experiments")
+@with_options(SlurmOptions, "slurm")
+@with_options(Options, "opts", omit=("jobs",), defaults={"name": "gan"},
+              helps={"name": "Runs go to OUT/NAME/<dataset>-s<seed>/."})
 def gan(
-    dataset: Annotated[str | None, typer.Option(help="mnist | fashion-mnist")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Folder with the IDX files (torchvision layout or flat).")]
-    = None,
-    download: Annotated[bool, typer.Option("--download", help="Let torchvision download the data.")] = False,
-    seed: Annotated[int | None, typer.Option(help="Seed for initialisation, batches, z and evaluation.")] = None,
+    opts: Options, slurm: SlurmOptions,
+    dataset: DatasetOpt = None,
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = False,
+    seed: Annotated[int | None, typer.Option(help="Seed for initialisation, batches, z and evaluation.",
+                                             rich_help_panel=TRAINING)] = None,
     epochs: EpochsOpt = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    out: OutOpt = Path("runs"),
-    name: Annotated[str, typer.Option("--name", help="Runs go to OUT/NAME/<dataset>-s<seed>/.")] = "gan",
-    wandb: WandbOpt = "auto",
-    wandb_project: ProjectOpt = "lstmgan",
-    wandb_entity: EntityOpt = None,
-    device: DeviceOpt = None,
-    force: ForceOpt = False,
-    quiet: QuietOpt = False,
-    slurm: SlurmRequest | None = None,
 ) -> None:
     """Train the MLP GAN; sample grids, losses, classifier-FID and a checkpoint every epoch."""
-    cfg = build(GanConfig, yaml_path=config,
-                flags={"dataset": dataset, "data_dir": str(data_dir) if data_dir else None,
-                       "download": download or None, "seed": seed, "epochs": epochs, "device": device},
-                sets=set_)
+    cfg = build(GanConfig, yaml_path=opts.config_file(), sets=opts.sets({}), flags={
+        "dataset": value(dataset), "data_dir": str(data_dir) if data_dir else None, "download": download or None,
+        "seed": seed, "epochs": epochs, "device": value(opts.device)})
+    job = gan_job(cfg, opts.out, opts.name or "gan", opts.tracking(), opts.force)
+
+    def done() -> None:
+        result = job_result(job)
+        fid = "–" if result.get("fid") is None else f"{result['fid']:.2f}"
+        say(f"{job.label}: {result.get('epochs')} epochs, classifier-FID {fid} (real-vs-real floor "
+            f"{result.get('fid_floor') or 0:.2f}), mean max-prob {result.get('mean_max_prob') or 0:.3f} "
+            f"→ {job.run_dir}")
+
+    execute(opts, slurm, [job], job.config, folder=job.run_dir.parent, run=in_order, done=done,
+            checks=[lambda: check_gan_inputs(job.config)], needs_gpu=True)
+
+
+def gan_job(cfg: GanConfig, out: Path, name: str, tracking: TrackingConfig, force: bool) -> Job:
+    from lstmgan.gan.train import run_gan
+    from lstmgan.launch import Job
+
     if not cfg.classifier:
         cfg = replace(cfg, classifier=str(out / "classifiers" / f"{cfg.dataset}.pt"))
-    tracking = replace(tracking_config(wandb, wandb_project, wandb_entity), group=name, job_type="gan",
-                       tags=("gan", cfg.dataset))
-    job = Job(run_gan, cfg, out / name / f"{cfg.dataset}-s{cfg.seed}", tracking, step_key="step", force=force)
-    preflight([job], out)
-    check_gan_inputs(cfg)
-    if slurm:
-        return run_on_slurm([job], job.run_dir.parent, slurm, quiet)
-    with progress_display(quiet, 1) as progress:
-        (outcome,) = run_inprocess([job], lambda i, j: epoch_reporter(progress, i, j))
-    result = outcome.result or {}
-    fid = "–" if result.get("fid") is None else f"{result['fid']:.2f}"
-    out_console.print(f"{job.label}: {result.get('epochs')} epochs, classifier-FID {fid} "
-                      f"(real-vs-real floor {result.get('fid_floor', 0):.2f}), "
-                      f"mean max-prob {result.get('mean_max_prob') or 0:.3f} → {job.run_dir}")
+    tracking = replace(tracking, group=name, job_type="gan", tags=("gan", cfg.dataset))
+    return Job(run_gan, cfg, out / name / f"{cfg.dataset}-s{cfg.seed}", tracking, step_key="step", force=force)
+
+
+def job_result(job: Job) -> dict[str, Any]:
+    from lstmgan.rundir import RunDir
+
+    return RunDir(job.run_dir).result() or {}
 
 
 def check_gan_inputs(cfg: GanConfig) -> None:
     """Data files and a cached classifier are read before anything is written."""
+    from lstmgan.gan.classifier import load_classifier
+    from lstmgan.gan.data import load_images
+
     for train in (True, False):
         load_images(cfg.dataset, Path(cfg.data_dir), train=train, download=cfg.download)
     if Path(cfg.classifier).exists():
         load_classifier(cfg.classifier)
 
 
-@app.command()
+@app.command(rich_help_panel="Experiments")
+@with_options(Options, "opts", omit=("name",), defaults={"config": "study", "out": Path("runs/study")},
+              helps={"config": "The study file: a packaged name (`lstmgan configs`) or a YAML file.",
+                     "out": "The study folder.",
+                     "dry_run": "List the runs that would train, resume or be skipped; run and write nothing."})
+def study(
+    opts: Options,
+    preset: Annotated[str | None, typer.Option(help="A preset of the study file, e.g. quick or full.",
+                                               rich_help_panel=TRAINING)] = None,
+    dataset: DatasetOpt = None,
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = False,
+) -> None:
+    """Run everything the report needs: the sweep, the ablation, one GAN run and its interpolation."""
+    from lstmgan.study import load_study, study_jobs
+
+    flags = {"gan.dataset": value(dataset), "gan.data_dir": str(data_dir) if data_dir else None,
+             "gan.download": download or None, **dict.fromkeys(("sweep.device", "ablation.device", "gan.device"),
+                                                               value(opts.device))}
+    given = {k: v for k, v in flags.items() if v is not None}
+    cfg = load_study(opts.config_file() or Path(), preset, {**given, **parse_sets(opts.sets(STUDY_OWNS))})
+    jobs = study_jobs(cfg, opts.out, opts.tracking(), force=opts.force)
+    execute(opts, None, jobs, cfg, folder=opts.out, run=study_runner(cfg, opts), done=lambda: study_done(cfg, opts),
+            checks=[lambda: check_gan_inputs(jobs[-1].config)])
+
+
+def study_runner(cfg: Any, opts: Options) -> RunJobs:
+    """The palindrome runs side by side, then the GAN, then its interpolation strips."""
+    run_palindromes = side_by_side(opts.jobs, cfg.sweep.run.device)
+
+    def run(jobs: Sequence[Job], reporter: Callable[[int, Job], Reporter]) -> None:
+        from lstmgan.gan.posthoc import load_trained, make_strips
+        from lstmgan.launch import resolve_device
+
+        palindromes, gan = list(jobs[:-1]), list(jobs[-1:])
+        run_palindromes(palindromes, reporter)
+        in_order(gan, lambda i, job: reporter(len(palindromes) + i, job))
+        if cfg.interpolation_pairs:
+            dev = resolve_device(cfg.gan.device)
+            try:
+                make_strips(load_trained(gan[0].run_dir, dev), steps=cfg.interpolation_steps, method="lerp",
+                            pairs=cfg.interpolation_pairs, seed=0, min_confidence=0.9, tracking=opts.tracking(),
+                            device=dev)
+            except UserError as e:  # a weak GAN is a result to report, not a failed study
+                warn(f"interpolation skipped: {e}")
+
+    return run
+
+
+def study_done(cfg: Any, opts: Options) -> None:
+    from lstmgan.sweep import HEADER, load_runs, table_rows, write_summary
+
+    sweep_dir = opts.out / cfg.sweep.name
+    print_table(f"Study {opts.out.name}: palindrome sweep", table_rows(write_summary(sweep_dir, load_runs(sweep_dir))),
+                HEADER)
+    say(f"Study complete: runs under {opts.out}. Next: lstmgan report {opts.out}")
+
+
+# --- GAN tools --------------------------------------------------------------------------------------------------
+
+DeviceOpt = Annotated[Device, typer.Option(help="auto = CUDA when present.", show_default=True)]
+RunDirArg = Annotated[Path, typer.Argument(help="A GAN run folder, e.g. runs/gan/mnist-s0.")]
+
+
+@app.command(rich_help_panel="GAN tools")
 def classifier(
-    dataset: Annotated[str, typer.Option(help="mnist | fashion-mnist")] = "mnist",
-    data_dir: Annotated[Path, typer.Option(help="Folder with the IDX files.")] = Path("data"),
+    dataset: Annotated[Dataset, typer.Option(show_default=True)] = Dataset.mnist,
+    data_dir: Annotated[Path, typer.Option(help="Folder with the IDX files.", show_default=True)] = Path("data"),
     download: Annotated[bool, typer.Option("--download", help="Let torchvision download the data.")] = False,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = CLASSIFIER_EPOCHS,
-    out: OutOpt = Path("runs"),
-    device: DeviceOpt = "auto",
-    force: ForceOpt = False,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (default: as `gan` trains it).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Saved as OUT/classifiers/<dataset>.pt.",
+                                      show_default=True)] = Path("runs"),
+    device: DeviceOpt = Device.auto,
+    force: Annotated[bool, typer.Option("--force", help="Retrain even if a classifier is cached.")] = False,
 ) -> None:
     """Train (or show) the small CNN that scores GAN samples: classifier-FID, class histograms."""
-    if dataset not in DATASETS:
-        raise UserError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}")
+    from lstmgan.gan.classifier import load_classifier, save_classifier, train_classifier
+    from lstmgan.gan.data import load_images
+    from lstmgan.gan.train import CLASSIFIER_EPOCHS
+    from lstmgan.launch import resolve_device
+    from lstmgan.rundir import check_writable
+
+    epochs = CLASSIFIER_EPOCHS if epochs is None else epochs
     if epochs < 1:
         raise UserError(f"--epochs must be at least 1, got {epochs}")
-    path = out / "classifiers" / f"{dataset}.pt"
+    name, path = value(dataset), out / "classifiers" / f"{value(dataset)}.pt"
     if path.exists() and not force:
         _, meta = load_classifier(path)
-        out_console.print(f"{path}: {dataset} test accuracy {100 * meta['test_accuracy']:.2f} % (cached; "
-                          f"--force retrains)")
-        return
+        return say(f"{path}: {name} test accuracy {100 * meta['test_accuracy']:.2f} % (cached; --force retrains)")
     check_writable(out)
-    dev = resolve_device(device or "auto")
-    train = load_images(dataset, data_dir, train=True, download=download, device=dev)
-    test = load_images(dataset, data_dir, train=False, download=download, device=dev)
-    with console.status(f"training the {dataset} classifier ({epochs} epochs)"):
-        model, accuracy = train_classifier(*train, *test, epochs=epochs, seed=0, device=dev)
-    save_classifier(model, path, {"dataset": dataset, "test_accuracy": accuracy, "train_images": len(train[0])})
-    out_console.print(f"{path}: {dataset} test accuracy {100 * accuracy:.2f} %")
+    dev = resolve_device(value(device))
+    train = load_images(name, data_dir, train=True, download=download, device=dev)
+    test = load_images(name, data_dir, train=False, download=download, device=dev)
+    if "progress" in pyinspect.signature(train_classifier).parameters:  # the per-batch callback, where present
+        with progress_display(False, 1) as progress:
+            model, accuracy = train_classifier(*train, *test, epochs=epochs, seed=0, device=dev,
+                                               progress=run_reporter(progress, 0, f"{name} classifier"))
+    else:
+        with console.status(f"training the {name} classifier ({epochs} epochs)"):
+            model, accuracy = train_classifier(*train, *test, epochs=epochs, seed=0, device=dev)
+    save_classifier(model, path, {"dataset": name, "test_accuracy": accuracy, "train_images": len(train[0])})
+    say(f"{path}: {name} test accuracy {100 * accuracy:.2f} %")
 
+
+@app.command("interpolate", rich_help_panel="GAN tools")
+def interpolate_cmd(
+    run_dir: RunDirArg,
+    steps: Annotated[int, typer.Option(help="Intermediate points (the strip has steps + 2 images).")] = 7,
+    method: Annotated[Method, typer.Option(show_default=True)] = Method.lerp,
+    pairs: Annotated[int, typer.Option(help="Number of strips.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed for drawing latent candidates.")] = 0,
+    min_confidence: Annotated[float, typer.Option(help="Classifier confidence both ends need.")] = 0.9,
+    wandb: Annotated[WandbMode, typer.Option(help="Log the strips to the run's W&B run.",
+                                             rich_help_panel=WANDB)] = WandbMode.auto,
+    wandb_project: Annotated[str, typer.Option(help="W&B project.", rich_help_panel=WANDB)] = "lstmgan",
+    wandb_entity: Annotated[str | None, typer.Option(help="W&B entity.", rich_help_panel=WANDB)] = None,
+    device: DeviceOpt = Device.auto,
+) -> None:
+    """Interpolate in latent space between two samples of different classes; a strip per pair."""
+    from lstmgan.gan.posthoc import load_trained, make_strips
+    from lstmgan.launch import resolve_device
+
+    for flag, number, ok, rule in (("--steps", steps, steps >= 1, "at least 1"), ("--pairs", pairs, pairs >= 1,
+                                   "at least 1"), ("--min-confidence", min_confidence, 0 < min_confidence <= 1,
+                                                   "in (0, 1]")):
+        if not ok:
+            raise UserError(f"{flag} must be {rule}, got {number}")
+    tracking = TrackingConfig(mode=value(wandb), project=wandb_project, entity=wandb_entity)
+    dev = resolve_device(value(device))
+    strips = make_strips(load_trained(run_dir, dev), steps=steps, method=value(method), pairs=pairs, seed=seed,
+                         min_confidence=min_confidence, tracking=tracking, device=dev)
+    for strip in strips:
+        say(f"{strip['png']}: {' → '.join(str(c) for c in strip['classes'])}")
+
+
+@app.command(rich_help_panel="GAN tools")
+def sample(
+    run_dir: RunDirArg,
+    n: Annotated[int, typer.Option("--n", help="Number of images.")] = 64,
+    out: Annotated[Path, typer.Option("--out", help="samples.npy (N×28×28 float32 in [-1, 1]) or a .png grid.",
+                                      show_default=True)] = Path("samples.npy"),
+    seed: Annotated[int, typer.Option(help="Seed for z.")] = 0,
+    device: DeviceOpt = Device.auto,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
+) -> None:
+    """Draw N samples from a trained GAN run into a .npy array or a .png grid."""
+    from lstmgan.gan.posthoc import load_trained, write_samples
+    from lstmgan.launch import resolve_device
+    from lstmgan.rundir import check_writable
+
+    if n < 1:
+        raise UserError(f"--n must be at least 1, got {n}")
+    if out.suffix not in (".npy", ".png"):
+        raise UserError(f"--out {out} must end in .npy (array) or .png (grid)")
+    if out.exists() and not force:
+        raise UserError(f"{out} exists; choose another --out or pass --force to overwrite it")
+    check_writable(out.parent)
+    dev = resolve_device(value(device))
+    say(f"{n} samples → {write_samples(load_trained(run_dir, dev), n, seed, out, dev)}")
+
+
+# --- reading results --------------------------------------------------------------------------------------------
 
 SweepDirArg = Annotated[Path, typer.Argument(help="A sweep folder, e.g. runs/palindrome.")]
 
@@ -412,159 +636,84 @@ def existing_sweep(sweep_dir: Path) -> Path:
     return sweep_dir
 
 
-@app.command()
+@app.command(rich_help_panel="Results")
 def status(sweep_dir: SweepDirArg) -> None:
     """Per task: SLURM id, state, epoch reached, last val acc or FID, log file (local sweeps too)."""
+    from lstmgan.slurm import task_statuses
+
     statuses = task_statuses(existing_sweep(sweep_dir))
     if not statuses:
         raise UserError(f"{sweep_dir} holds no runs and no SLURM submission")
     print_status(sweep_dir, statuses)
 
 
-@app.command()
+@app.command(rich_help_panel="Results")
 def collect(sweep_dir: SweepDirArg) -> None:
     """Summary table, summary.md/.csv and figures from the runs that finished so far."""
+    from lstmgan.sweep import load_runs
+
     if not load_runs(existing_sweep(sweep_dir)):
         raise UserError(f"{sweep_dir} holds no palindrome runs; `lstmgan status {sweep_dir}` shows what it holds")
     show_summary(sweep_dir, f"Sweep {sweep_dir.name} (collected)")
 
 
-@app.command()
+@app.command(rich_help_panel="Results")
 def sync(
     sweep_dir: SweepDirArg,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the offline runs, upload nothing.")] = False,
 ) -> None:
-    """Upload the sweep's offline W&B runs (logged on compute nodes) with `wandb sync`."""
-    runs = offline_runs(existing_sweep(sweep_dir))
-    if not runs:
-        raise UserError(f"no offline W&B runs under {sweep_dir} (looked for */wandb/offline-run-*)")
-    for run in runs:
-        out_console.print(str(run), markup=False, highlight=False)
-    if not dry_run:
-        code = subprocess.call(wandb_sync_command(runs))
-        if code:
-            raise UserError(f"wandb sync failed (exit {code}); log in with `wandb login` or set WANDB_API_KEY")
+    """Upload the sweep's offline W&B runs (logged on compute nodes) to W&B."""
+    from lstmgan.wandb_sync import sync as sync_folder
+
+    for line in sync_folder(existing_sweep(sweep_dir), dry_run):
+        say(line)
 
 
-RunDirArg = Annotated[Path, typer.Argument(help="A GAN run folder, e.g. runs/gan/mnist-s0.")]
-
-
-@app.command("interpolate")
-def interpolate_cmd(
-    run_dir: RunDirArg,
-    steps: Annotated[int, typer.Option(help="Intermediate points (the strip has steps + 2 images).")] = 7,
-    method: Annotated[str, typer.Option(help="lerp | slerp")] = "lerp",
-    pairs: Annotated[int, typer.Option(help="Number of strips.")] = 1,
-    seed: Annotated[int, typer.Option(help="Seed for drawing latent candidates.")] = 0,
-    min_confidence: Annotated[float, typer.Option(help="Classifier confidence both ends need.")] = 0.9,
-    wandb: WandbOpt = "auto",
-    wandb_project: ProjectOpt = "lstmgan",
-    wandb_entity: EntityOpt = None,
-    device: DeviceOpt = "auto",
-) -> None:
-    """Interpolate in latent space between two samples of different classes; a strip per pair."""
-    if steps < 1:
-        raise UserError(f"--steps must be at least 1, got {steps}")
-    if pairs < 1:
-        raise UserError(f"--pairs must be at least 1, got {pairs}")
-    if method not in ("lerp", "slerp"):
-        raise UserError(f"unknown --method {method!r}; choose lerp or slerp")
-    if not 0 < min_confidence <= 1:
-        raise UserError(f"--min-confidence must be in (0, 1], got {min_confidence}")
-    dev = resolve_device(device or "auto")
-    trained = load_trained(run_dir, dev)
-    tracking = tracking_config(wandb, wandb_project, wandb_entity)
-    strips = make_strips(trained, steps=steps, method=method, pairs=pairs, seed=seed, min_confidence=min_confidence,
-                         tracking=tracking, device=dev)
-    for strip in strips:
-        classes = " → ".join(str(c) for c in strip["classes"])
-        out_console.print(f"{strip['png']}: {classes}")
-
-
-@app.command()
-def sample(
-    run_dir: RunDirArg,
-    n: Annotated[int, typer.Option("--n", help="Number of images.")] = 64,
-    out: Annotated[Path, typer.Option("--out", help="samples.npy (N×28×28 float32 in [-1, 1]) or a .png grid.")]
-    = Path("samples.npy"),
-    seed: Annotated[int, typer.Option(help="Seed for z.")] = 0,
-    device: DeviceOpt = "auto",
-    force: ForceOpt = False,
-) -> None:
-    """Draw N samples from a trained GAN run into a .npy array or a .png grid."""
-    if n < 1:
-        raise UserError(f"--n must be at least 1, got {n}")
-    if out.suffix not in (".npy", ".png"):
-        raise UserError(f"--out {out} must end in .npy (array) or .png (grid)")
-    if out.exists() and not force:
-        raise UserError(f"{out} exists; choose another --out or pass --force to overwrite it")
-    check_writable(out.parent if str(out.parent) else Path("."))
-    dev = resolve_device(device or "auto")
-    path = write_samples(load_trained(run_dir, dev), n, seed, out, dev)
-    out_console.print(f"{n} samples → {path}")
-
-
-@app.command()
-def study(
-    preset: Annotated[str | None, typer.Option(help="A preset of the study file, e.g. quick or full.")] = None,
-    config: Annotated[Path, typer.Option("--config", help="The study file.")] = Path("jobs/study.yaml"),
-    set_: SetOpt = None,
-    dataset: Annotated[str | None, typer.Option(help="GAN dataset: mnist | fashion-mnist.")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="GAN data folder (IDX files).")] = None,
-    download: Annotated[bool, typer.Option("--download", help="Let torchvision download the GAN data.")] = False,
-    out: Annotated[Path, typer.Option("--out", help="The study folder.")] = Path("runs/study"),
-    wandb: WandbOpt = "auto",
-    wandb_project: ProjectOpt = "lstmgan",
-    wandb_entity: EntityOpt = None,
-    device: DeviceOpt = None,
-    force: ForceOpt = False,
-    quiet: QuietOpt = False,
-    jobs_: JobsOpt = None,
-) -> None:
-    """Run everything the report needs: the sweep, the ablation, one GAN run and its interpolation."""
-    overrides: dict[str, Any] = {"gan.dataset": dataset, "gan.data_dir": str(data_dir) if data_dir else None,
-                                 "gan.download": download or None}
-    if device:
-        overrides.update({"sweep.device": device, "ablation.device": device, "gan.device": device})
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    cfg = load_study(config, preset, {**overrides, **parse_sets(set_)})
-    jobs = study_jobs(cfg, out, tracking_config(wandb, wandb_project, wandb_entity), force=force)
-    palindromes, gan_jobs = jobs[:-1], jobs[-1:]
-    preflight(jobs, out)
-    check_gan_inputs(jobs[-1].config)
-    with progress_display(quiet, len(jobs)) as progress:
-        report = lambda i, j: epoch_reporter(progress, i, j)  # noqa: E731
-        run_parallel(longest_first(palindromes), local_workers(jobs_, cfg.sweep.run.device), report)
-        run_inprocess(gan_jobs, lambda i, j: report(len(palindromes) + i, j))
-    if cfg.interpolation_pairs:
-        dev = resolve_device(cfg.gan.device)
-        try:
-            make_strips(load_trained(jobs[-1].run_dir, dev), steps=cfg.interpolation_steps, method="lerp",
-                        pairs=cfg.interpolation_pairs, seed=0, min_confidence=0.9,
-                        tracking=tracking_config(wandb, wandb_project, wandb_entity), device=dev)
-        except UserError as e:  # a weak GAN is a result to report, not a failed study
-            console.print(f"interpolation skipped: {e}", markup=False)
-    sweep_dir = out / cfg.sweep.name
-    print_summary(f"Study {out.name}: palindrome sweep", table_rows(write_summary(sweep_dir, load_runs(sweep_dir))))
-    out_console.print(f"Study complete: {len(jobs)} runs under {out}. Next: lstmgan report {out}")
-
-
-@app.command()
+@app.command(rich_help_panel="Results")
 def report(
     folder: Annotated[Path, typer.Argument(help="A study folder (or a sweep folder), e.g. runs/study.")],
-    wandb: Annotated[str, typer.Option("--wandb", help="auto | online | offline | disabled: log the figures to W&B.")]
-    = "auto",
+    wandb: Annotated[WandbMode, typer.Option(help="Log the figures to a W&B run (none unless asked).",
+                                             show_default=True)] = WandbMode.disabled,
 ) -> None:
     """Rebuild the study report (report.md, report.html, figures/) from run folders; never trains."""
+    from lstmgan.report import build_report
+    from lstmgan.rundir import check_writable
+
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; give the study folder, e.g. runs/study")
-    tracking_config(wandb, "lstmgan", None)
     check_writable(folder)
-    md, page = build_report(folder, wandb)
-    out_console.print(f"Report: {md} and {page}")
+    md, page = build_report(folder, value(wandb))
+    say(f"Report: {md} and {page}")
 
 
-# --- entry point -----------------------------------------------------------------------------------
+@app.command(rich_help_panel="Results")
+def configs() -> None:
+    """The job files and cluster profiles that ship with lstmgan (use the name with --config or --cluster)."""
+    rows = [[item["kind"], item["name"], item["description"], str(item["path"])] for item in catalog.listing()]
+    print_table("Packaged configs", rows, ["kind", "name", "description", "path"])
+
+
+def show_version(on: bool) -> None:
+    if on:
+        say(f"lstmgan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=show_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an unexpected error (also: "
+                                        "LSTMGAN_DEBUG=1).")] = False,
+) -> None:
+    """Palindromes (LSTM vs vanilla RNN) and an MNIST GAN, locally or on SLURM, tracked in W&B."""
+
+
+# --- entry point: argv in, exit code out -----------------------------------------------------------------------
+
+# Options that take several values: `--lengths 5 10 15 20` and `--lengths 5,10` both work (Typer alone
+# only accepts the flag repeated), so argv is rewritten to the repeated form before parsing.
+MULTI_VALUE = {"--lengths", "--models", "--seeds"}
 
 
 def expand_multi_value(argv: Sequence[str]) -> list[str]:
@@ -582,7 +731,7 @@ def expand_multi_value(argv: Sequence[str]) -> list[str]:
                 i += 1
             pieces = [p for v in values for p in v.split(",") if p != ""]
             if not pieces:
-                out.append(flag)  # let click report the missing value
+                out.append(flag)  # let typer report the missing value
             for piece in pieces:
                 out += [flag, piece]
             continue
@@ -591,27 +740,131 @@ def expand_multi_value(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def usage_message(e: typer.TyperException, args: Sequence[str]) -> str:
+    """One line for a usage error; a choice that is not one names the choices."""
+    param = getattr(e, "param", None)
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    if typing.get_origin(annotation) is list:
+        annotation = typing.get_args(annotation)[0]
+    if annotation in NOUNS:
+        allowed = [m.value for m in annotation]
+        given = [v for flag, v in option_values(args, param.opts) if v not in allowed]
+        if given:
+            return (f"unknown {NOUNS[annotation]} {given[0]!r} for {param.opts[0]}; "
+                    f"choose one of: {', '.join(allowed)}")
+    ctx = getattr(e, "ctx", None)
+    where = f" (see `lstmgan {ctx.info_name} --help`)" if ctx and ctx.parent else " (see `lstmgan --help`)"
+    text = first_line(e.format_message()).removesuffix(".").replace(": Value error, ", ": ")
+    return text + where
+
+
+def option_values(args: Sequence[str], flags: Sequence[str]) -> list[tuple[str, str]]:
+    """(flag, value) for each use of one of `flags` in args (`--flag value` or `--flag=value`)."""
+    out = []
+    for i, arg in enumerate(args):
+        flag, eq, inline = arg.partition("=")
+        if flag in flags:
+            if eq:
+                out.append((flag, inline))
+            elif i + 1 < len(args):
+                out.append((flag, args[i + 1]))
+    return out
+
+
+# errno → (the problem, the fix) for OSErrors that reach main: the environment, not the input, is wrong.
+OS_PROBLEMS = {
+    errno.ENOSPC: ("no space left on the device", "free space, or choose another --out"),
+    errno.EDQUOT: ("disk quota exceeded", "free space within your quota, or choose another --out"),
+    errno.EROFS: ("read-only file system", "choose another --out"),
+    errno.EACCES: ("permission denied", "fix its permissions, or choose another --out"),
+    errno.EPERM: ("operation not permitted", "fix its permissions, or choose another --out"),
+    errno.ENOENT: ("no such file or folder", "check the path, or choose another --out"),
+    errno.ENOTDIR: ("a part of the path is not a folder", "choose another --out"),
+    errno.EISDIR: ("is a folder, not a file", "choose another path"),
+    errno.EIO: ("input/output error", "check the disk, then rerun the same command"),
+}
+
+
+def os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind exc (itself, or its cause: torch and others wrap ENOSPC), if it is one we explain.
+    Others (a refused connection is an OSError too) are internal errors."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in OS_PROBLEMS:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def os_message(e: OSError, args: Sequence[str]) -> str:
+    """`<path>: <problem>; <fix>`. A failed write() names no file: then the --out it wrote under stands in."""
+    problem, fix = OS_PROBLEMS[e.errno or 0]
+    where = next((str(f) for f in (e.filename, e.filename2) if f is not None), "")
+    if not where and option_values(args, ["--out"]):
+        where = f"writing under {option_values(args, ['--out'])[-1][1]}"
+    return f"{where}: {problem}; {fix}" if where else f"{problem} ({first_line(e)}); {fix}"
+
+
+def crash_file(exc: BaseException, argv: Sequence[str]) -> Path | None:
+    """Write the full traceback to $XDG_STATE_HOME/lstmgan/ (else ~/.local/state/lstmgan/, else the temp dir)."""
+    text = (f"lstmgan {__version__}, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n"
+            f"argv: {' '.join(argv)}\n\n" + "".join(traceback.format_exception(exc)))
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    name = f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    for folder in (state / "lstmgan", Path(tempfile.gettempdir()) / "lstmgan"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text)
+            return folder / name
+        except OSError:
+            continue
+    return None
+
+
+INTERRUPTED = "interrupted; rerun the same command to resume from the last checkpoints"
+
+
+def error(text: str) -> None:
+    console.print(f"lstmgan: {text}", markup=False, highlight=False, soft_wrap=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code. One line on stderr for every error a user can fix."""
+    """Run the CLI; return the exit code. One line on stderr for every error, whatever raised it."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = expand_multi_value(sys.argv[1:] if argv is None else list(argv))
-    command = typer.main.get_command(app)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    end = raw.index("--") if "--" in raw else len(raw)
+    debug = "--debug" in raw[:end] or os.environ.get("LSTMGAN_DEBUG", "") not in ("", "0")
+    args = expand_multi_value([a for i, a in enumerate(raw) if not (a == "--debug" and i < end)])
     try:
-        code = command.main(args, prog_name="lstmgan", standalone_mode=False)
+        code = typer.main.get_command(app).main(args, prog_name="lstmgan", standalone_mode=False)
     except UserError as e:
-        console.print(f"lstmgan: error: {e}", markup=False, highlight=False, soft_wrap=True)
+        error(f"error: {e}")
         return 2
     except typer.TyperException as e:  # usage errors: unknown option, value of the wrong type, …
-        ctx = getattr(e, "ctx", None)
-        where = f" (see `lstmgan {ctx.info_name} --help`)" if ctx and ctx.parent else " (see `lstmgan --help`)"
-        message = " ".join(e.format_message().split())  # typer may wrap long messages
-        console.print(f"lstmgan: error: {message}{where}", markup=False, highlight=False, soft_wrap=True)
+        if type(e).__name__ != "NoArgsIsHelpError":  # no arguments: the help was printed (typer checks the name too)
+            error(f"error: {usage_message(e, args)}")
         return 2
     except typer.Exit as e:
         return e.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        console.print("lstmgan: interrupted; rerun the same command to resume from the last checkpoint")
+        error(INTERRUPTED)
         return 130
+    except Exception as e:  # the last line of defence: one line, never a traceback by accident
+        if debug:
+            traceback.print_exception(e)
+        cause = os_error(e)
+        if cause is not None:
+            error(f"error: {os_message(cause, args)}")
+            return 3
+        if not debug:
+            path = crash_file(e, raw)
+            where = f"full traceback in {path}" if path else "rerun with --debug for the traceback"
+            error(f"internal error: {type(e).__name__}: {first_line(e)}; {where}")
+        return 1
+    if code == 130:  # typer turns Ctrl-C into Exit(130), which comes back as the code
+        error(INTERRUPTED)
     return code if isinstance(code, int) else 0  # typer.Exit(n) raised in a command comes back as n
 
 

@@ -58,7 +58,11 @@ BAD_INPUTS = [
     (["palindrome", "--wandb", "sometimes"], "--wandb"),
     (["palindrome", "--device", "tpu"], "unknown device 'tpu'"),
     (["palindrome", "--bogus"], "No such option: --bogus"),
-    (["palindrome", "--config", "missing.yaml"], "cannot read config missing.yaml"),
+    (["palindrome", "--config", "missing.yaml"], "missing.yaml"),
+    (["sweep", "--jobs", "0"], "--jobs must be at least 1"),
+    (["sweep", "--set", "seeds=[1,2]"], "--seeds"),
+    (["sweep", "--grid", "hidden"], "--grid"),
+    (["palindrome", "--mem", "4"], "--mem only apply to SLURM submissions; add --slurm"),
 ]
 
 

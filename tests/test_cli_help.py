@@ -1,0 +1,77 @@
+"""What a newcomer sees first: help, version, completion, the packaged configs; all without importing torch."""
+
+import importlib.metadata
+import subprocess
+import sys
+
+import pytest
+
+from lstmgan.cli import main
+
+
+def test_help_and_h_list_the_commands(cli):
+    long, short = cli("--help"), cli("-h")
+    assert long.code == 0 and short.out == long.out
+    for command in ("palindrome", "sweep", "gan", "study", "classifier", "interpolate", "sample", "status",
+                    "collect", "sync", "report", "configs"):
+        assert command in long.out
+    assert "--install-completion" in long.out  # shell completion is on
+
+
+def test_version_comes_from_the_package_metadata(cli):
+    r = cli("--version")
+    assert r.code == 0 and r.out.strip() == f"lstmgan {importlib.metadata.version('lstmgan')}"
+
+
+def panel(text: str, title: str) -> str:
+    """The lines of one rich help panel (from its title to the closing border)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if f"─ {title} ─" in line)
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("╰"))
+    return "\n".join(lines[start:end])
+
+
+SLURM_FLAGS = ["--slurm", "--cluster", "--partition", "--account", "--qos", "--time", "--gpus", "--cpus", "--mem",
+               "--constraint", "--container", "--image", "--wait"]
+
+
+@pytest.mark.parametrize("command", ["palindrome", "sweep", "gan"])
+def test_command_help_groups_flags_in_panels_with_choices_and_defaults(cli, command, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # one option per line
+    r = cli(command, "-h")
+    assert r.code == 0
+    slurm = panel(r.out, "SLURM")
+    assert all(f"{flag} " in slurm for flag in SLURM_FLAGS)
+    assert "--wandb-project" in panel(r.out, "W&B") and "auto|online|offline|disabled" in r.out
+    assert "--print-config" in panel(r.out, "Output") and "--dry-run" in panel(r.out, "Output")
+    assert "--set" in panel(r.out, "Training") and "auto|cpu|cuda" in panel(r.out, "Training")
+    assert "[default: runs]" in r.out
+    assert "--slurm" not in panel(r.out, "Training")
+
+
+def test_study_help_has_only_the_flags_study_has(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    r = cli("study", "--help")
+    assert r.code == 0 and "--preset" in r.out and "--jobs" in r.out and "[default: study]" in r.out
+    assert "--slurm" not in r.out and "--name " not in r.out
+
+
+def test_importing_the_cli_loads_neither_torch_nor_submitit_nor_wandb():
+    code = ("import sys, lstmgan.cli; heavy = [m for m in ('torch', 'torchvision', 'submitit', 'wandb', 'matplotlib') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_configs_lists_the_packaged_job_files_and_cluster_profiles(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    r = cli("configs")
+    assert r.code == 0
+    for name in ("palindrome-sweep", "gan-mnist", "study", "local", "example-gpu"):
+        assert name in r.out
+
+
+def test_no_arguments_prints_the_help_as_a_usage_error(capsys):
+    assert main([]) == 2
+    out, err = capsys.readouterr()
+    assert "Usage: lstmgan" in out and err == ""
