@@ -23,14 +23,14 @@ import time
 import traceback
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from lstmgan import __version__, catalog
-from lstmgan.config import (DATASETS, DEVICES, MODELS, WANDB_MODES, GanConfig, PalindromeConfig, SweepConfig,
+from lstmgan.config import (DATASETS, DEVICES, MAX_SEED, MODELS, WANDB_MODES, GanConfig, PalindromeConfig, SweepConfig,
                             TrackingConfig, build, parse_grid, parse_sets, refuse_owned_sets, to_dict)
 from lstmgan.display import (Reporter, console, print_status, print_table, progress_display, run_reporter, say,
                              task_counts, warn)
@@ -288,13 +288,14 @@ def side_by_side(workers: int | None, device: str) -> RunJobs:
 
 def local_workers(requested: int | None, device: str) -> int:
     """How many runs to train side by side: one per core on the CPU (each run uses one thread), one on a GPU."""
+    from lstmgan.environment import usable_cpus
     from lstmgan.launch import resolve_device
 
     if requested is not None:
         if requested < 1:
             raise UserError(f"--jobs must be at least 1, got {requested}")
         return requested
-    return 1 if resolve_device(device).type == "cuda" else os.cpu_count() or 1
+    return 1 if resolve_device(device).type == "cuda" else usable_cpus()
 
 
 def run_on_slurm(jobs: Sequence[Job], sweep_dir: Path, request: SlurmRequest, quiet: bool,
@@ -330,9 +331,10 @@ def run_on_slurm(jobs: Sequence[Job], sweep_dir: Path, request: SlurmRequest, qu
 
 def show_summary(sweep_dir: Path, title: str) -> None:
     """Write summary.md/.csv and figures from the run folders on disk, and print the table."""
-    from lstmgan.sweep import HEADER, load_runs, table_rows, write_summary
+    from lstmgan.sweep import load_runs, table_header, table_rows, write_summary
 
-    print_table(title, table_rows(write_summary(sweep_dir, load_runs(sweep_dir))), HEADER)
+    rows = write_summary(sweep_dir, load_runs(sweep_dir))
+    print_table(title, table_rows(rows), table_header(rows))
     say(f"Summary: {sweep_dir / 'summary.md'}, figures: {sweep_dir / 'figures'}")
 
 
@@ -424,7 +426,9 @@ def gan(
     cfg = build(GanConfig, yaml_path=opts.config_file(), sets=opts.sets({}), flags={
         "dataset": value(dataset), "data_dir": str(data_dir) if data_dir else None, "download": download or None,
         "seed": seed, "epochs": epochs, "device": value(opts.device)})
-    job = gan_job(cfg, opts.out, opts.name or "gan", opts.tracking(), opts.force)
+    from lstmgan.study import gan_job
+
+    job = gan_job(cfg, opts.out / (opts.name or "gan"), opts.tracking(), force=opts.force)
 
     def done() -> None:
         result = job_result(job)
@@ -435,16 +439,6 @@ def gan(
 
     execute(opts, slurm, [job], job.config, folder=job.run_dir.parent, run=in_order, done=done,
             checks=[lambda: check_gan_inputs(job.config)], needs_gpu=True)
-
-
-def gan_job(cfg: GanConfig, out: Path, name: str, tracking: TrackingConfig, force: bool) -> Job:
-    from lstmgan.gan.train import run_gan
-    from lstmgan.launch import Job
-
-    if not cfg.classifier:
-        cfg = replace(cfg, classifier=str(out / "classifiers" / f"{cfg.dataset}.pt"))
-    tracking = replace(tracking, group=name, job_type="gan", tags=("gan", cfg.dataset))
-    return Job(run_gan, cfg, out / name / f"{cfg.dataset}-s{cfg.seed}", tracking, step_key="step", force=force)
 
 
 def job_result(job: Job) -> dict[str, Any]:
@@ -495,30 +489,25 @@ def study_runner(cfg: Any, opts: Options) -> RunJobs:
     run_palindromes = side_by_side(opts.jobs, cfg.sweep.run.device)
 
     def run(jobs: Sequence[Job], reporter: Callable[[int, Job], Reporter]) -> None:
-        from lstmgan.gan.posthoc import load_trained, make_strips
-        from lstmgan.launch import resolve_device
+        from lstmgan.study import interpolation_strips
 
         palindromes, gan = list(jobs[:-1]), list(jobs[-1:])
         run_palindromes(palindromes, reporter)
         in_order(gan, lambda i, job: reporter(len(palindromes) + i, job))
-        if cfg.interpolation_pairs:
-            dev = resolve_device(cfg.gan.device)
-            try:
-                make_strips(load_trained(gan[0].run_dir, dev), steps=cfg.interpolation_steps, method="lerp",
-                            pairs=cfg.interpolation_pairs, seed=0, min_confidence=0.9, tracking=opts.tracking(),
-                            device=dev)
-            except UserError as e:  # a weak GAN is a result to report, not a failed study
-                warn(f"interpolation skipped: {e}")
+        try:
+            interpolation_strips(cfg, gan[0].run_dir, opts.tracking())
+        except UserError as e:  # a weak GAN is a result to report, not a failed study
+            warn(f"interpolation skipped: {e}")
 
     return run
 
 
 def study_done(cfg: Any, opts: Options) -> None:
-    from lstmgan.sweep import HEADER, load_runs, table_rows, write_summary
+    from lstmgan.sweep import load_runs, table_header, table_rows, write_summary
 
     sweep_dir = opts.out / cfg.sweep.name
-    print_table(f"Study {opts.out.name}: palindrome sweep", table_rows(write_summary(sweep_dir, load_runs(sweep_dir))),
-                HEADER)
+    rows = write_summary(sweep_dir, load_runs(sweep_dir))
+    print_table(f"Study {opts.out.name}: palindrome sweep", table_rows(rows), table_header(rows))
     say(f"Study complete: runs under {opts.out}. Next: lstmgan report {opts.out}")
 
 
@@ -540,7 +529,7 @@ def classifier(
     force: Annotated[bool, typer.Option("--force", help="Retrain even if a classifier is cached.")] = False,
 ) -> None:
     """Train (or show) the small CNN that scores GAN samples: classifier-FID, class histograms."""
-    from lstmgan.gan.classifier import load_classifier, save_classifier, train_classifier
+    from lstmgan.gan.classifier import load_classifier, train_and_save
     from lstmgan.gan.data import load_images
     from lstmgan.gan.train import CLASSIFIER_EPOCHS
     from lstmgan.launch import resolve_device
@@ -557,14 +546,9 @@ def classifier(
     dev = resolve_device(value(device))
     train = load_images(name, data_dir, train=True, download=download, device=dev)
     test = load_images(name, data_dir, train=False, download=download, device=dev)
-    if "progress" in pyinspect.signature(train_classifier).parameters:  # the per-batch callback, where present
-        with progress_display(False, 1) as progress:
-            model, accuracy = train_classifier(*train, *test, epochs=epochs, seed=0, device=dev,
-                                               progress=run_reporter(progress, 0, f"{name} classifier"))
-    else:
-        with console.status(f"training the {name} classifier ({epochs} epochs)"):
-            model, accuracy = train_classifier(*train, *test, epochs=epochs, seed=0, device=dev)
-    save_classifier(model, path, {"dataset": name, "test_accuracy": accuracy, "train_images": len(train[0])})
+    with progress_display(False, 1) as progress:
+        _, accuracy = train_and_save(name, train, test, path, epochs=epochs, device=dev,
+                                     progress=run_reporter(progress, 0, f"{name} classifier"))
     say(f"{path}: {name} test accuracy {100 * accuracy:.2f} %")
 
 
@@ -591,12 +575,21 @@ def interpolate_cmd(
                                                    "in (0, 1]")):
         if not ok:
             raise UserError(f"{flag} must be {rule}, got {number}")
+    check_seed(seed)
     tracking = TrackingConfig(mode=value(wandb), project=wandb_project, entity=wandb_entity)
     dev = resolve_device(value(device))
     strips = make_strips(load_trained(run_dir, dev), steps=steps, method=value(method), pairs=pairs, seed=seed,
                          min_confidence=min_confidence, tracking=tracking, device=dev)
     for strip in strips:
         say(f"{strip['png']}: {' → '.join(str(c) for c in strip['classes'])}")
+
+
+MAX_SAMPLES = 100_000  # 28×28 float32: about 300 MB in memory at this bound
+
+
+def check_seed(seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise UserError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
 
 
 @app.command(rich_help_panel="GAN tools")
@@ -614,8 +607,9 @@ def sample(
     from lstmgan.launch import resolve_device
     from lstmgan.rundir import check_writable
 
-    if n < 1:
-        raise UserError(f"--n must be at least 1, got {n}")
+    if not 1 <= n <= MAX_SAMPLES:
+        raise UserError(f"--n must be between 1 and {MAX_SAMPLES}, got {n}; draw larger sets in several files")
+    check_seed(seed)
     if out.suffix not in (".npy", ".png"):
         raise UserError(f"--out {out} must end in .npy (array) or .png (grid)")
     if out.exists() and not force:
