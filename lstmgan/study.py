@@ -17,6 +17,7 @@ from lstmgan.errors import UserError
 from lstmgan.gan.train import run_gan
 from lstmgan.launch import Job
 from lstmgan.sweep import make_jobs, palindrome_job
+from lstmgan.tracking import group_id
 
 ABLATION = "ablation"
 GAN = "gan"
@@ -46,12 +47,14 @@ def ablation_jobs(cfg: StudyConfig, out: Path, tracking: TrackingConfig, *, forc
 def gan_job(cfg: StudyConfig, out: Path, tracking: TrackingConfig, *, force: bool) -> Job:
     default_classifier = str(out / "classifiers" / f"{cfg.gan.dataset}.pt")
     gan = cfg.gan if cfg.gan.classifier else replace(cfg.gan, classifier=default_classifier)
-    tracking = replace(tracking, group=out.name, job_type="gan", tags=("gan", gan.dataset))
+    tracking = replace(tracking, group=tracking.group or group_id(out), job_type="gan",
+                       tags=("gan", gan.dataset, *tracking.tags))
     return Job(run_gan, gan, out / GAN / f"{gan.dataset}-s{gan.seed}", tracking, step_key="step", force=force)
 
 
 def study_jobs(cfg: StudyConfig, out: Path, tracking: TrackingConfig, *, force: bool) -> list[Job]:
     """Palindrome sweep, ablation, then the GAN (longest last, so the palindrome part reports early)."""
+    tracking = replace(tracking, group=tracking.group or group_id(out))  # one W&B group for the whole study
     sweep = replace(tracking, tags=(*tracking.tags, "study"))
     return [*make_jobs(cfg.sweep, out, sweep, force=force), *ablation_jobs(cfg, out, sweep, force=force),
             gan_job(cfg, out, tracking, force=force)]

@@ -17,6 +17,7 @@ from lstmgan.config import PalindromeConfig, SweepConfig, TrackingConfig, from_d
 from lstmgan.launch import Job
 from lstmgan.palindrome.train import run_palindrome
 from lstmgan.rundir import RunDir, write_text_atomic
+from lstmgan.tracking import group_id
 
 
 def run_name(cfg: PalindromeConfig, *, variant: bool = False) -> str:
@@ -32,9 +33,9 @@ def expand(sweep: SweepConfig) -> list[PalindromeConfig]:
 
 def palindrome_job(cfg: PalindromeConfig, sweep_dir: Path, tracking: TrackingConfig, *, force: bool,
                    variant: bool = False) -> Job:
-    """One run, tracked so that W&B groups a sweep's runs: group = sweep, job_type = model."""
+    """One run, tracked so that W&B groups a sweep's runs: group = the sweep folder's (or --group)."""
     tags = (cfg.model, f"L{cfg.length}", *((cfg.init, cfg.encoding) if variant else ()), *tracking.tags)
-    tracking = replace(tracking, group=sweep_dir.name, job_type=cfg.model, tags=tags)
+    tracking = replace(tracking, group=tracking.group or group_id(sweep_dir), job_type="palindrome", tags=tags)
     return Job(run_palindrome, cfg, sweep_dir / run_name(cfg, variant=variant), tracking, force=force)
 
 
