@@ -99,6 +99,11 @@ def summary_values(result: dict[str, Any]) -> dict[str, Any]:
     return {f"result/{k}": v for k, v in result.items() if isinstance(v, (int, float, str)) and v is not None}
 
 
+def summary_digest(result: dict[str, Any]) -> str:
+    """Identifies the summary sent for a result (the live tracker and sync agree on it)."""
+    return hashlib.sha256(json.dumps(summary_values(result), sort_keys=True).encode()).hexdigest()[:16]
+
+
 def file_hash(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -137,8 +142,11 @@ def group_id(folder: Path) -> str:
     group = _GROUPS.get(key) or _group_of_runs(folder) or f"{folder.name}-{secrets.token_hex(3)}"
     _GROUPS[key] = group
     if folder.is_dir():
-        _write_once(path, group)
-        return path.read_text().strip()
+        try:
+            _write_once(path, group)
+            return path.read_text().strip()
+        except OSError:  # a read-only folder: the group still works, it is only not pinned
+            pass
     return group
 
 
@@ -262,7 +270,10 @@ class Tracker:
         for parent in list(self.run.path.parents)[:2]:
             if group.startswith(parent.name + "-"):
                 if not (parent / GROUP_FILE).exists():
-                    _write_once(parent / GROUP_FILE, group)
+                    try:
+                        _write_once(parent / GROUP_FILE, group)
+                    except OSError:
+                        log.warning("cannot write %s; a rerun may get another W&B group", parent / GROUP_FILE)
                 return
 
     def _init_wandb(self, cfg: TrackingConfig, name: str, config: dict[str, Any]) -> Any:
@@ -320,11 +331,14 @@ class Tracker:
     def summary(self, values: dict[str, Any]) -> None:
         if self._wandb is not None:
             self._guard("summary", lambda: self._wandb.summary.update(summary_values(values)))
+            if self._wandb is not None:
+                self._sent_files["result.json"] = summary_digest(values)
 
     def close(self, exit_code: int = 0) -> None:
         if self._wandb is None:
             return
-        if exit_code == 0 and self.cfg.artifacts and self.mode == "online" and self.run.checkpoint_file.exists():
+        if exit_code == 0 and self.cfg.artifacts and self.cfg.job_type == "gan" and self.mode == "online" and \
+                self.run.checkpoint_file.exists():
             self._guard("artifact", self._log_checkpoint)
         if self._wandb is not None:
             self._guard("finish", lambda: self._wandb.finish(exit_code=exit_code))

@@ -31,8 +31,8 @@ from lstmgan.config import TrackingConfig
 from lstmgan.errors import UserError
 from lstmgan.rundir import RunDir, write_json_atomic
 from lstmgan.tracking import (
-    IDENTITY_FILE, define_metrics, file_hash, group_id, identity, resolve_mode, run_id, summary_values,
-    sync_record, wandb_row, wandb_settings, write_sync_record,
+    IDENTITY_FILE, define_metrics, file_hash, group_id, identity, resolve_mode, run_id, summary_digest,
+    summary_values, sync_record, wandb_row, wandb_settings, write_sync_record,
 )
 
 REPORT_DIR = "wandb-report"  # a sweep's or study's report run: report.json (tables, figures) + identity
@@ -182,10 +182,11 @@ def _plan_run(p: Plan, record: dict[str, Any]) -> None:
     at = last if last is not None else 0  # post-hoc work belongs to the trained model: its last step
     p.images += [(at, f"interpolation/{method}", paths) for method, paths in strips.items()]
     p.images.sort(key=lambda item: item[0])
-    if result is not None and _changed(p, record, "result.json", run.result_file):
+    if result is not None and record["files"].get("result.json") != summary_digest(result):
         p.summary = summary_values(result)
-    if p.ident.get("artifacts") and result is not None and run.checkpoint_file.exists() and \
-            _changed(p, record, "checkpoint.pt", run.checkpoint_file):
+        p.files["result.json"] = summary_digest(result)
+    wanted = p.ident.get("artifacts") and p.ident.get("job_type") == "gan" and result is not None
+    if wanted and run.checkpoint_file.exists() and _changed(p, record, "checkpoint.pt", run.checkpoint_file):
         p.artifact = run.checkpoint_file
 
 
@@ -325,6 +326,7 @@ def sync(folder: Path, dry_run: bool) -> list[str]:
         offline_dir = replay(p)
         upload(offline_dir, f"{p.run} (W&B run {p.target()})")
         commit(p)
+        shutil.rmtree(p.run / REPLAY_DIR, ignore_errors=True)  # uploaded: the folder and the record remain
         lines += p.describe()
     lines.append(f"uploaded {len(todo)} of {len(plans)} run(s); the others were up to date")
     return lines

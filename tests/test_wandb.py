@@ -266,7 +266,7 @@ def test_the_report_run_holds_the_tables_and_figures_in_the_group(tmp_path):
 
 def test_gan_checkpoints_become_artifacts_at_sync_when_asked(finished_run):
     ident = json.loads((finished_run / "wandb-run.json").read_text())
-    (finished_run / "wandb-run.json").write_text(json.dumps({**ident, "artifacts": True}))
+    (finished_run / "wandb-run.json").write_text(json.dumps({**ident, "artifacts": True, "job_type": "gan"}))
     p = wandb_sync.plan(finished_run, finished_run)
     assert p.artifact == finished_run / "checkpoint.pt"
     wandb_sync.replay(p)
@@ -299,8 +299,9 @@ def test_where_message_names_the_mode_and_where_the_runs_are(tmp_path, finished_
 def test_a_fresh_start_in_an_uploaded_folder_gets_a_new_wandb_run(finished_run):
     old = (finished_run / "wandb-id").read_text()
     wandb_sync.commit(wandb_sync.plan(finished_run, finished_run))
-    job = palindrome_job(RUN, finished_run.parent, TrackingConfig(mode="disabled"), force=True)
-    job()
+    (finished_run / "result.json").unlink()  # as if killed before its first checkpoint: it starts afresh
+    (finished_run / "checkpoint.pt").unlink()
+    palindrome_job(RUN, finished_run.parent, TrackingConfig(mode="disabled"), force=False)()
     assert (finished_run / "wandb-id").read_text() != old and not (finished_run / "wandb-sync.json").exists()
 
 
