@@ -310,3 +310,25 @@ def test_flat_metrics_keys_become_namespaced_wandb_keys():
     assert tracking.wandb_row(row, "step") == {
         "step": 5, "epoch": 1, "quality/classifier_fid": 3.0, "quality/class_histogram/0": 1,
         "quality/class_histogram/1": 2, "gan/d_loss": 0.1}
+
+
+def test_a_study_is_one_group_with_a_job_type_per_kind(tmp_path):
+    from lstmgan.config import StudyConfig
+    from lstmgan.study import study_jobs
+
+    jobs = study_jobs(StudyConfig(), tmp_path / "study", TrackingConfig(mode="offline"), force=False)
+    assert {job.tracking.group for job in jobs} == {group_id(tmp_path / "study")}
+    assert {job.tracking.job_type for job in jobs} == {"palindrome", "gan"}
+    assert not (tmp_path / "study").exists()
+
+
+def test_a_run_folder_from_before_the_identity_file_is_still_synced_whole(finished_run):
+    (finished_run / "wandb-run.json").unlink()
+    before = snapshot(finished_run.parent)
+    (line, *_) = wandb_sync.sync(finished_run.parent, dry_run=True)
+    assert snapshot(finished_run.parent) == before
+    wandb_id = (finished_run / "wandb-id").read_text().strip()
+    group = (finished_run.parent / "wandb-group").read_text().strip()
+    assert f"/lstmgan/{wandb_id} (group {group}, job_type palindrome, name rnn-L4-s0)" in line
+    p = wandb_sync.plan(finished_run, finished_run.parent)
+    assert p.ident["config"]["model"] == "rnn" and p.ident["tags"] == ["rnn", "L4"] and len(p.rows) == 3
