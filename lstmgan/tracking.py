@@ -198,11 +198,13 @@ def write_sync_record(run_path: Path, record: dict[str, Any]) -> None:
     write_json_atomic(run_path / SYNC_FILE, record)
 
 
-def wandb_settings(*, system_metrics: bool) -> Any:
+def wandb_settings(*, system_metrics: bool, replay: bool = False) -> Any:
+    """No prompts, no console capture; a replay records neither its own process's stats nor the git state
+    of wherever `lstmgan sync` runs."""
     import wandb
 
     return wandb.Settings(silent=True, console="off", x_disable_stats=not system_metrics, init_timeout=60,
-                          disable_git=True)
+                          disable_git=replay)
 
 
 # --- the tracker -------------------------------------------------------------------------------------

@@ -241,7 +241,7 @@ def replay(p: Plan) -> Path:
     wb = wandb.init(project=i.get("project"), entity=i.get("entity"), group=i.get("group"), job_type=i.get("job_type"),
                     tags=list(i.get("tags") or ()), name=i.get("name"), config=i.get("config") or {},
                     dir=str(dest), id=i["id"], resume="allow", mode="offline",
-                    settings=wandb_settings(system_metrics=False))  # the replaying process's stats mean nothing
+                    settings=wandb_settings(system_metrics=False, replay=True))
     try:
         offline_dir = Path(wb.dir).parent
         define_metrics(wb, step_key)
