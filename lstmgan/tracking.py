@@ -59,9 +59,11 @@ def resolve_mode(mode: str) -> str:
         return env
     if env == "dryrun":
         return "offline"
-    if os.environ.get("WANDB_API_KEY") or _netrc_has_key():
-        return "online"
-    return "offline"
+    return "online" if has_credentials() else "offline"
+
+
+def has_credentials() -> bool:
+    return bool(os.environ.get("WANDB_API_KEY")) or _netrc_has_key()
 
 
 def _netrc_has_key() -> bool:

@@ -31,7 +31,7 @@ from lstmgan.config import TrackingConfig
 from lstmgan.errors import UserError
 from lstmgan.rundir import RunDir, write_json_atomic
 from lstmgan.tracking import (
-    IDENTITY_FILE, define_metrics, file_hash, group_id, identity, resolve_mode, run_id, summary_digest,
+    IDENTITY_FILE, define_metrics, file_hash, group_id, has_credentials, identity, resolve_mode, run_id, summary_digest,
     summary_values, sync_record, wandb_row, wandb_settings, write_sync_record,
 )
 
@@ -319,6 +319,9 @@ def sync(folder: Path, dry_run: bool) -> list[str]:
             lines += p.describe()
         lines.append(f"dry run: {len(todo)} of {len(plans)} run(s) would be uploaded, in this order; nothing sent")
         return lines
+    if todo and not has_credentials():
+        raise UserError("no W&B credentials here: log in with `wandb login` or set WANDB_API_KEY, then rerun "
+                        f"`lstmgan sync {folder}` (--dry-run lists what would be uploaded)")
     for p in plans:
         if p.empty:
             lines += p.describe()

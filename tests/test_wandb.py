@@ -229,8 +229,8 @@ def finished_run(tmp_path):
 def test_an_upload_without_credentials_fails_in_one_line_and_records_nothing(finished_run):
     with pytest.raises(UserError) as e:
         wandb_sync.sync(finished_run, dry_run=False)
-    assert "No API key configured" in str(e.value) and "\n" not in str(e.value)
-    assert not (finished_run / "wandb-sync.json").exists()
+    assert "no W&B credentials" in str(e.value) and "\n" not in str(e.value)
+    assert not (finished_run / "wandb-sync.json").exists() and not (finished_run / "wandb-sync").exists()
 
 
 def test_a_hung_upload_is_stopped_in_one_line_and_records_nothing(finished_run, monkeypatch):
