@@ -326,7 +326,12 @@ def sync(folder: Path, dry_run: bool) -> list[str]:
         if p.empty:
             lines += p.describe()
             continue
-        offline_dir = replay(p)
+        try:
+            offline_dir = replay(p)
+        except Exception as e:  # noqa: BLE001 - W&B's own failure to write the local run: one line
+            raise UserError(f"could not write the W&B replay of {p.run} ({type(e).__name__}: "
+                            f"{str(e).strip().splitlines()[0] if str(e).strip() else 'no detail'}); nothing was "
+                            f"uploaded or recorded") from None
         upload(offline_dir, f"{p.run} (W&B run {p.target()})")
         commit(p)
         shutil.rmtree(p.run / REPLAY_DIR, ignore_errors=True)  # uploaded: the folder and the record remain
@@ -352,7 +357,7 @@ def log_report(folder: Path, tables: dict[str, tuple[list[str], list[list[Any]]]
     group = tracking.group or group_id(folder)
     spec = {"tables": {name: {"header": list(h), "rows": [[_cell(c) for c in r] for r in rows]}
                        for name, (h, rows) in tables.items()},
-            "figures": [str(Path(f).relative_to(folder)) for f in figures]}
+            "figures": [os.path.relpath(f, folder) for f in figures]}
     write_json_atomic(run / "report.json", spec)
     old = identity(run)
     ident = {"id": run_id(run), "project": tracking.project, "entity": tracking.entity, "group": group,
