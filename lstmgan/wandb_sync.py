@@ -4,8 +4,10 @@ The run folder is the truth (config.yaml, metrics.jsonl, samples/, interpolation
 run folder under the given one, sync compares it with <run>/wandb-sync.json (what W&B holds: the last
 step, and files by hash) and builds a *plan*: the rows after that step, the images that are new or
 changed, the final summary, a checkpoint artifact when asked for. The plan is replayed into a fresh
-offline W&B run with the folder's id and resume="allow" (<run>/wandb-sync/), which `wandb sync` uploads as
-a continuation of that run; only after it succeeded is wandb-sync.json updated. So a second sync sends
+offline W&B run with the folder's id (<run>/wandb-sync/), which `wandb sync` uploads: the first time as a
+new run, later with resume="allow" stored in it, so W&B continues the run from the server's history offset
+(W&B's run resume, which `wandb sync` applies to the stored run record); only after the upload succeeded
+is wandb-sync.json updated. So a second sync sends
 nothing, a continued run sends only its new steps, a strip made later reaches the GAN's own run, and a
 failed or hung upload records nothing (the next sync sends the same plan again).
 
@@ -55,6 +57,7 @@ class Plan:
     artifact: Path | None = None
     files: dict[str, str] = field(default_factory=dict)  # what the record holds once this is uploaded
     last_step: int | None = None
+    resume: bool = False  # W&B already holds this run: continue it (else create it)
 
     @property
     def empty(self) -> bool:
@@ -68,7 +71,7 @@ class Plan:
         """Exactly what would be uploaded, in upload order."""
         i = self.ident
         head = (f"{self.run} → W&B run {self.target()} (group {i.get('group')}, job_type {i.get('job_type')}, "
-                f"name {i.get('name')})")
+                f"name {i.get('name')}; {'continues it' if self.resume else 'creates it'})")
         if self.empty:
             return [f"{self.run}: up to date in W&B run {self.target()}; nothing to upload"]
         lines = [head]
@@ -142,7 +145,10 @@ def plan(run: Path, root: Path, *, create: bool = True) -> Plan:
     record = sync_record(run)
     if record.get("id") not in (None, ident["id"]):  # the folder was restarted under a new id
         record = {"last_step": None, "files": {}}
-    p = Plan(run, ident, files=dict(record["files"]), last_step=record["last_step"])
+    # W&B's resume is strict about existence when replayed (the intent is stored in the run record), so
+    # continue a run only when W&B is known to hold it: uploaded before, or logged live (it has a URL).
+    known = record["last_step"] is not None or bool(record["files"]) or bool(ident.get("url"))
+    p = Plan(run, ident, files=dict(record["files"]), last_step=record["last_step"], resume=known)
     if run.name == REPORT_DIR:
         _plan_report(p, record)
     else:
@@ -229,8 +235,8 @@ def _read_report(run: Path) -> dict[str, Any]:
 
 
 def replay(p: Plan) -> Path:
-    """Write the plan as one offline W&B run with the folder's id (resume="allow": on upload it continues
-    that run); return the offline run's folder."""
+    """Write the plan as one offline W&B run with the folder's id (resume="allow" when W&B holds the run
+    already: on upload it continues it, from the server's history offset); return the offline run's folder."""
     import wandb
 
     dest = p.run / REPLAY_DIR
@@ -240,7 +246,7 @@ def replay(p: Plan) -> Path:
     step_key = i["step_key"]
     wb = wandb.init(project=i.get("project"), entity=i.get("entity"), group=i.get("group"), job_type=i.get("job_type"),
                     tags=list(i.get("tags") or ()), name=i.get("name"), config=i.get("config") or {},
-                    dir=str(dest), id=i["id"], resume="allow", mode="offline",
+                    dir=str(dest), id=i["id"], resume="allow" if p.resume else None, mode="offline",
                     settings=wandb_settings(system_metrics=False, replay=True))
     try:
         offline_dir = Path(wb.dir).parent

@@ -148,6 +148,7 @@ def test_sync_replays_a_resumed_run_once_per_step_and_a_second_sync_sends_nothin
     assert [r["epoch"] for r in early.rows] == [1] and not early.summary
     wandb_sync.replay(early)
     first = history(replayed(run))
+    assert not early.resume and not run_record(replayed(run)).get("resume")  # the first upload creates the run
     wandb_sync.commit(early)  # what sync records once `wandb sync` of the replay succeeded
 
     job()  # resumed from the epoch-2 checkpoint: W&B's own files now hold two offline runs with one id
@@ -329,6 +330,6 @@ def test_a_run_folder_from_before_the_identity_file_is_still_synced_whole(finish
     assert snapshot(finished_run.parent) == before
     wandb_id = (finished_run / "wandb-id").read_text().strip()
     group = (finished_run.parent / "wandb-group").read_text().strip()
-    assert f"/lstmgan/{wandb_id} (group {group}, job_type palindrome, name rnn-L4-s0)" in line
+    assert f"/lstmgan/{wandb_id} (group {group}, job_type palindrome, name rnn-L4-s0; creates it)" in line
     p = wandb_sync.plan(finished_run, finished_run.parent)
     assert p.ident["config"]["model"] == "rnn" and p.ident["tags"] == ["rnn", "L4"] and len(p.rows) == 3
