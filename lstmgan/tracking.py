@@ -21,6 +21,7 @@ import netrc
 import os
 import secrets
 import shlex
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ METRIC_NAMES = {
 BEST = {"val/acc": "max", "train/acc": "max", "val/loss": "min", "train/loss": "min",
         "quality/classifier_fid": "min", "quality/mean_max_prob": "max"}
 IMAGE_KEYS = {"samples": "samples/grid"}
+RECORD_EVERY_S = 30.0  # how often a live online run notes what W&B holds (wandb-sync.json)
 STEP_KEYS = ("epoch", "step")
 
 
@@ -236,6 +238,7 @@ class Tracker:
         self._sent_step: int | None = None
         self._sent_files: dict[str, str] = {}
         self._failed = False
+        self._recorded_at = time.monotonic()
         self._record_identity(name, config)
         if self.mode != "disabled":
             self._wandb = self._guard("init", lambda: self._init_wandb(cfg, name, config))
@@ -295,6 +298,7 @@ class Tracker:
                 if isinstance(last, (int, float)):
                     self._skip_until = last
             self._sent_files = dict(sync_record(self.run.path)["files"])
+            self._record_sent(force=True)  # W&B holds this run now: later syncs continue it
             url = getattr(wb, "url", None)
             if url and url != self.identity.get("url"):
                 self.identity["url"] = url
@@ -321,6 +325,8 @@ class Tracker:
             self._guard("log", lambda: self._wandb.log(wandb_row(row, self.step_key)))
             if isinstance(step, int) and self._wandb is not None:
                 self._sent_step = max(step, self._sent_step or step)
+                if time.monotonic() - self._recorded_at > RECORD_EVERY_S:
+                    self._record_sent()
 
     def log_image(self, key: str, path: Path, step: int, caption: str | None = None) -> None:
         if self._wandb is None or step <= self._skip_until:
@@ -357,10 +363,12 @@ class Tracker:
         self._wandb.log_artifact(artifact)
         self._sent_files["checkpoint.pt"] = file_hash(self.run.checkpoint_file)
 
-    def _record_sent(self) -> None:
-        """Online: note what W&B now holds, so `lstmgan sync` adds only the rest. Offline W&B files are
-        local only: the record stays as the last sync left it."""
-        if self.mode != "online" or (self._sent_step is None and not self._sent_files):
+    def _record_sent(self, force: bool = False) -> None:
+        """Online: note what W&B now holds, so `lstmgan sync` adds only the rest (at the end, and every
+        RECORD_EVERY_S meanwhile, so a killed job leaves a recent record). Offline W&B files are local
+        only: the record stays as the last sync left it."""
+        self._recorded_at = time.monotonic()
+        if self.mode != "online" or (self._sent_step is None and not self._sent_files and not force):
             return
         record = sync_record(self.run.path)
         last = record["last_step"]
@@ -369,7 +377,6 @@ class Tracker:
         record["files"] = {**record["files"], **self._sent_files}
         record["id"] = self.id
         write_sync_record(self.run.path, record)
-        self._sent_step, self._sent_files = None, {}
 
     def _finish_quietly(self) -> None:
         try:
