@@ -251,9 +251,11 @@ class TrackingConfig:
     mode: str = "auto"  # auto: online when logged in or WANDB_API_KEY is set, else offline
     project: str = "lstmgan"
     entity: str | None = None
-    group: str | None = None  # the sweep name, so the W&B UI compares a sweep's runs
-    job_type: str | None = None
+    group: str | None = None  # --group; default: tracking.group_id(sweep or study folder), one per folder
+    job_type: str | None = None  # the kind of job: palindrome | gan | interpolate | report
     tags: tuple[str, ...] = ()
+    system_metrics: bool = True  # W&B's GPU/CPU/memory stats (--no-wandb-system-metrics turns them off)
+    artifacts: bool = False  # --wandb-artifacts: GAN checkpoints as W&B artifacts (at the end, or at sync)
 
     def validate(self) -> None:
         _choice("--wandb", self.mode, WANDB_MODES)

@@ -291,14 +291,22 @@ def build_report(folder: Path, tracking_mode: str = "disabled") -> tuple[Path, P
     return md, page
 
 
-def log_to_wandb(report: Report, mode: str) -> None:
-    """The report's figures as one W&B run (job_type 'report') in the study's group."""
+def log_to_wandb(report: Report, tracking: str | Any) -> None:
+    """The report's tables (as W&B Tables) and figures as one W&B run, job_type 'report', in the folder's
+    group (tracking: a TrackingConfig or just a mode)."""
     from lstmgan.config import TrackingConfig
-    from lstmgan.tracking import Tracker
+    from lstmgan.wandb_sync import log_report
 
-    tracking = TrackingConfig(mode=mode, group=report.folder.name, job_type="report", tags=("report",))
-    run = RunDir(report.folder / "wandb-report")
-    with Tracker(run, tracking, name=f"report-{report.folder.name}", config={}, step_key="step") as tracker:
-        for i, path in enumerate(report.figures):
-            key = "report/" + str(path.relative_to(report.folder).with_suffix("")).replace("/", "_")
-            tracker.log_image(key, path, step=i)
+    if isinstance(tracking, str):
+        tracking = TrackingConfig(mode=tracking)
+    tables: dict[str, tuple[list[str], list[list[str]]]] = {}
+    heading = "report"
+    for kind, value in report.blocks:
+        if kind == "h":
+            heading = value[1]
+        elif kind == "table":
+            name = "".join(c if c.isalnum() else "-" for c in heading.lower()).strip("-")
+            while "--" in name:
+                name = name.replace("--", "-")
+            tables[name if name not in tables else f"{name}-{len(tables)}"] = value
+    log_report(report.folder, tables, report.figures, tracking)

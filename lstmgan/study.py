@@ -19,6 +19,7 @@ from lstmgan.gan.posthoc import load_trained, make_strips
 from lstmgan.gan.train import run_gan
 from lstmgan.launch import Job, resolve_device
 from lstmgan.sweep import make_jobs, palindrome_job
+from lstmgan.tracking import group_id
 
 ABLATION = "ablation"
 GAN = "gan"
@@ -53,19 +54,20 @@ def gan_job(cfg: GanConfig, folder: Path, tracking: TrackingConfig, *, force: bo
     """One GAN run in folder/<dataset>-s<seed>/, for `lstmgan gan` (folder = OUT/NAME) and the study
     (folder = <study>/gan). Without a classifier path, the classifier is cached beside the folder, in
     folder/../classifiers/<dataset>.pt, shared by every run under the same --out. W&B: group = the
-    tracking's group if set, else the folder's name."""
+    tracking's group if set, else the folder's W&B group id."""
     if not cfg.classifier:
         cfg = replace(cfg, classifier=str(folder.parent / "classifiers" / f"{cfg.dataset}.pt"))
-    tracking = replace(tracking, group=tracking.group or folder.name, job_type="gan",
+    tracking = replace(tracking, group=tracking.group or group_id(folder), job_type="gan",
                        tags=("gan", cfg.dataset, *tracking.tags))
     return Job(run_gan, cfg, folder / f"{cfg.dataset}-s{cfg.seed}", tracking, step_key="step", force=force)
 
 
 def study_jobs(cfg: StudyConfig, out: Path, tracking: TrackingConfig, *, force: bool) -> list[Job]:
     """Palindrome sweep, ablation, then the GAN (longest last, so the palindrome part reports early)."""
+    tracking = replace(tracking, group=tracking.group or group_id(out))  # one W&B group for the whole study
     sweep = replace(tracking, tags=(*tracking.tags, "study"))
     return [*make_jobs(cfg.sweep, out, sweep, force=force), *ablation_jobs(cfg, out, sweep, force=force),
-            gan_job(cfg.gan, out / GAN, replace(tracking, group=out.name), force=force)]
+            gan_job(cfg.gan, out / GAN, tracking, force=force)]
 
 
 def interpolation_strips(cfg: StudyConfig, gan_run: Path, tracking: TrackingConfig) -> list[dict[str, Any]]:

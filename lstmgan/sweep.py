@@ -25,6 +25,7 @@ from lstmgan.errors import UserError
 from lstmgan.launch import Job
 from lstmgan.palindrome.train import run_palindrome
 from lstmgan.rundir import RunDir, write_text_atomic
+from lstmgan.tracking import group_id
 
 # Settings that never count as varied: the sweep's own axes (rows and run names show them already) and
 # where a run trained, which does not change what it is.
@@ -52,11 +53,11 @@ def expand(sweep: SweepConfig) -> list[PalindromeConfig]:
 
 def palindrome_job(cfg: PalindromeConfig, sweep_dir: Path, tracking: TrackingConfig, *, force: bool,
                    variant: bool = False, keys: Sequence[str] = ()) -> Job:
-    """One run, tracked so that W&B groups a sweep's runs: group = sweep, job_type = model; the grid's
-    values become tags (hidden=64)."""
+    """One run, tracked so that W&B groups a sweep's runs: group = the sweep folder's (or --group),
+    job_type = palindrome; the grid's values become tags (hidden=64)."""
     tags = (cfg.model, f"L{cfg.length}", *((cfg.init, cfg.encoding) if variant else ()),
             *(f"{key}={value_text(getattr(cfg, key))}" for key in keys), *tracking.tags)
-    tracking = replace(tracking, group=sweep_dir.name, job_type=cfg.model, tags=tags)
+    tracking = replace(tracking, group=tracking.group or group_id(sweep_dir), job_type="palindrome", tags=tags)
     return Job(run_palindrome, cfg, sweep_dir / run_name(cfg, variant=variant, keys=keys), tracking, force=force)
 
 

@@ -1,23 +1,55 @@
 """Tracking is a sink: training reports metrics and images to one `Tracker`, which appends them to the
 run's metrics.jsonl and forwards them to W&B. W&B is optional and fallible; metrics.jsonl is not.
 A W&B error is logged once as a warning and W&B is switched off for that run: it never stops training.
+
+One W&B run per run folder. The folder is the truth; W&B is a view of it:
+    <run>/wandb-id         the W&B run id, made once per folder (kept across resumes and requeues)
+    <run>/wandb-run.json   the W&B identity: project, entity, group, job_type, tags, name, step key
+    <run>/wandb-sync.json  what W&B already holds of this folder: the last step and the files (by hash)
+Online, the tracker logs live and records what it sent; offline, it writes W&B's local files (for `wandb
+leet`), which are never uploaded as such: `lstmgan sync` replays the folder into one offline run holding
+only what W&B lacks and uploads that (lstmgan/wandb_sync.py). So a resumed or requeued run, or a strip made
+later by `lstmgan interpolate`, never makes a second record with the same id, and no step is sent twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import netrc
 import os
+import secrets
+import shlex
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from lstmgan.config import TrackingConfig
-from lstmgan.rundir import RunDir, read_jsonl, write_text_atomic
+from lstmgan.rundir import RunDir, read_jsonl, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
+
+IDENTITY_FILE = "wandb-run.json"
+SYNC_FILE = "wandb-sync.json"
+GROUP_FILE = "wandb-group"
+
+# metrics.jsonl keys stay flat (the report and status read them); W&B gets sections.
+METRIC_NAMES = {
+    "train_loss": "train/loss", "train_acc": "train/acc", "val_loss": "val/loss", "val_acc": "val/acc",
+    "grad_norm": "train/grad_norm", "grad_norm_max": "train/grad_norm_max", "epoch_time": "perf/epoch_time_s",
+    "d_loss": "gan/d_loss", "g_loss": "gan/g_loss", "d_real": "gan/d_real", "d_fake": "gan/d_fake",
+    "images_per_s": "perf/images_per_s", "fid": "quality/classifier_fid", "fid_floor": "quality/fid_floor",
+    "mean_max_prob": "quality/mean_max_prob", "class_histogram": "quality/class_histogram",
+}
+# Summaries keep the final value and the best one (W&B shows them as e.g. val/acc.last, val/acc.max).
+BEST = {"val/acc": "max", "train/acc": "max", "val/loss": "min", "train/loss": "min",
+        "quality/classifier_fid": "min", "quality/mean_max_prob": "max"}
+IMAGE_KEYS = {"samples": "samples/grid"}
+RECORD_EVERY_S = 30.0  # how often a live online run notes what W&B holds (wandb-sync.json)
+STEP_KEYS = ("epoch", "step")
 
 
 def resolve_mode(mode: str) -> str:
@@ -29,9 +61,11 @@ def resolve_mode(mode: str) -> str:
         return env
     if env == "dryrun":
         return "offline"
-    if os.environ.get("WANDB_API_KEY") or _netrc_has_key():
-        return "online"
-    return "offline"
+    return "online" if has_credentials() else "offline"
+
+
+def has_credentials() -> bool:
+    return bool(os.environ.get("WANDB_API_KEY")) or _netrc_has_key()
 
 
 def _netrc_has_key() -> bool:
@@ -43,15 +77,141 @@ def _netrc_has_key() -> bool:
         return False
 
 
-def _scalars(row: dict[str, Any]) -> dict[str, Any]:
-    """W&B charts scalars: a list of numbers (a class histogram) becomes key/0, key/1, …"""
+def wandb_row(row: dict[str, Any], step_key: str) -> dict[str, Any]:
+    """A flat metrics.jsonl row as W&B sees it: namespaced keys; a list (a class histogram) becomes
+    key/0, key/1, … so each class is a chart. The step keys (epoch, step) keep their names."""
     out: dict[str, Any] = {}
     for key, value in row.items():
+        name = key if key in STEP_KEYS else METRIC_NAMES.get(key, key)
         if isinstance(value, (list, tuple)):
-            out.update({f"{key}/{i}": v for i, v in enumerate(value)})
+            out.update({f"{name}/{i}": v for i, v in enumerate(value)})
         else:
-            out[key] = value
+            out[name] = value
     return out
+
+
+def define_metrics(wb: Any, step_key: str) -> None:
+    """Every metric against the run's step axis (epoch or step); best and last values in the summary."""
+    wb.define_metric(step_key)
+    wb.define_metric("*", step_metric=step_key)
+    for name, goal in BEST.items():
+        wb.define_metric(name, step_metric=step_key, summary=f"last,{goal}")
+
+
+def summary_values(result: dict[str, Any]) -> dict[str, Any]:
+    """result.json's scalars under result/ (final numbers, times, device) for the runs table."""
+    return {f"result/{k}": v for k, v in result.items() if isinstance(v, (int, float, str)) and v is not None}
+
+
+def summary_digest(result: dict[str, Any]) -> str:
+    """Identifies the summary sent for a result (the live tracker and sync agree on it)."""
+    return hashlib.sha256(json.dumps(summary_values(result), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+# --- identity: ids, groups ---------------------------------------------------------------------------
+
+
+def run_id(run_path: Path, *, create: bool = True) -> str | None:
+    """The folder's W&B id (made on first use): resumes, requeues and syncs all address this one run."""
+    id_file = run_path / "wandb-id"
+    if not id_file.exists():
+        if not create:
+            return None
+        write_text_atomic(id_file, uuid.uuid4().hex[:12])
+    return id_file.read_text().strip()
+
+
+_GROUPS: dict[Path, str] = {}
+
+
+def group_id(folder: Path) -> str:
+    """The W&B group of a sweep or study folder: `<folder name>-<6 random hex>`, one per folder, stable.
+
+    Stored in <folder>/wandb-group. Jobs are made before their folder is checked (a refused command must
+    write nothing), so a folder that does not exist yet gets the id remembered in this process, and the
+    first Tracker writes the file (see Tracker._pin_group); a rerun finds it there, or in its runs'
+    wandb-run.json. A SLURM requeue reuses the pickled job, group included."""
+    path = folder / GROUP_FILE
+    if path.exists():
+        return path.read_text().strip()
+    key = folder.resolve()
+    group = _GROUPS.get(key) or _group_of_runs(folder) or f"{folder.name}-{secrets.token_hex(3)}"
+    _GROUPS[key] = group
+    if folder.is_dir():
+        try:
+            _write_once(path, group)
+            return path.read_text().strip()
+        except OSError:  # a read-only folder: the group still works, it is only not pinned
+            pass
+    return group
+
+
+def _group_of_runs(folder: Path) -> str | None:
+    """A group recorded by runs under `folder` that was made for it (its name is `<folder name>-…`)."""
+    if not folder.is_dir():
+        return None
+    for pattern in (f"*/{IDENTITY_FILE}", f"*/*/{IDENTITY_FILE}"):
+        for path in sorted(folder.glob(pattern)):
+            group = _read_json(path).get("group")
+            if isinstance(group, str) and group.startswith(folder.name + "-"):
+                return group
+    return None
+
+
+def _write_once(path: Path, text: str) -> None:
+    """Create `path` holding `text` unless it exists (parallel workers race to pin one group: first wins)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text + "\n")
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def identity(run_path: Path) -> dict[str, Any]:
+    return _read_json(run_path / IDENTITY_FILE)
+
+
+def sync_record(run_path: Path) -> dict[str, Any]:
+    """What W&B holds of this folder: {"id", "last_step", "files": {relative path: hash}}."""
+    record = _read_json(run_path / SYNC_FILE)
+    record.setdefault("last_step", None)
+    record.setdefault("files", {})
+    return record
+
+
+def write_sync_record(run_path: Path, record: dict[str, Any]) -> None:
+    write_json_atomic(run_path / SYNC_FILE, record)
+
+
+def wandb_settings(*, system_metrics: bool, replay: bool = False) -> Any:
+    """No prompts, no console capture; a replay records neither its own process's stats nor the git state
+    of wherever `lstmgan sync` runs."""
+    import wandb
+
+    return wandb.Settings(silent=True, console="off", x_disable_stats=not system_metrics, init_timeout=60,
+                          disable_git=replay)
+
+
+# --- the tracker -------------------------------------------------------------------------------------
 
 
 class Tracker:
@@ -60,13 +220,26 @@ class Tracker:
     def __init__(self, run: RunDir, cfg: TrackingConfig, *, name: str, config: dict[str, Any],
                  step_key: str, resume_at: int | None = None, keep_metrics: bool = False) -> None:
         """resume_at: the step the checkpoint covers (None: a fresh run, metrics start empty).
-        keep_metrics: attach to a finished run (e.g. to log an interpolation) without touching its metrics."""
+        keep_metrics: attach to a finished run without touching its metrics."""
         self.run = run
+        self.cfg = cfg
         self.step_key = step_key
         self.mode = resolve_mode(cfg.mode)
         if not keep_metrics:
             self._truncate(resume_at)
+        uploaded = (run.path / SYNC_FILE).exists() or identity(run.path).get("url")
+        if resume_at is None and not keep_metrics and uploaded:
+            # A fresh start in a folder W&B already holds steps of: a new W&B run, not a second history.
+            (run.path / SYNC_FILE).unlink(missing_ok=True)
+            (run.path / "wandb-id").unlink(missing_ok=True)
+            (run.path / IDENTITY_FILE).unlink(missing_ok=True)
         self._wandb: Any = None
+        self._skip_until: float = float("-inf")  # online resume: steps W&B already holds
+        self._sent_step: int | None = None
+        self._sent_files: dict[str, str] = {}
+        self._failed = False
+        self._recorded_at = time.monotonic()
+        self._record_identity(name, config)
         if self.mode != "disabled":
             self._wandb = self._guard("init", lambda: self._init_wandb(cfg, name, config))
 
@@ -78,20 +251,58 @@ class Tracker:
         rows = [r for r in read_jsonl(self.run.metrics_file) if r.get(self.step_key, 0) <= resume_at]
         write_text_atomic(self.run.metrics_file, "".join(json.dumps(r) + "\n" for r in rows))
 
+    def _record_identity(self, name: str, config: dict[str, Any]) -> None:
+        """What `lstmgan sync` needs to replay this folder into the same W&B run (whatever the mode now)."""
+        cfg = self.cfg
+        self.run.path.mkdir(parents=True, exist_ok=True)
+        self.id = run_id(self.run.path)
+        old = identity(self.run.path)
+        self.identity = {
+            "id": self.id, "project": cfg.project, "entity": cfg.entity, "group": cfg.group,
+            "job_type": cfg.job_type, "tags": list(cfg.tags), "name": name, "step_key": self.step_key,
+            "artifacts": cfg.artifacts, "url": old.get("url"),
+            "config": {**config, "kind": config.get("kind", cfg.job_type)},
+        }
+        if self.identity != old:
+            write_json_atomic(self.run.path / IDENTITY_FILE, self.identity)
+        self._pin_group()
+
+    def _pin_group(self) -> None:
+        """Write the group that group_id() made for the sweep or study folder above this run (the run's
+        parent, or its grandparent in a study) into that folder, now that it exists. A worker process
+        does not share group_id's memory, hence the name test."""
+        group = self.cfg.group
+        if not group:
+            return
+        for parent in list(self.run.path.parents)[:2]:
+            if group.startswith(parent.name + "-"):
+                if not (parent / GROUP_FILE).exists():
+                    try:
+                        _write_once(parent / GROUP_FILE, group)
+                    except OSError:
+                        log.warning("cannot write %s; a rerun may get another W&B group", parent / GROUP_FILE)
+                return
+
     def _init_wandb(self, cfg: TrackingConfig, name: str, config: dict[str, Any]) -> Any:
         import wandb  # imported lazily: W&B's import is slow, and runs with --wandb disabled never need it
 
-        id_file = self.run.path / "wandb-id"
-        if not id_file.exists():  # one W&B run per run directory, resumed across requeues
-            write_text_atomic(id_file, uuid.uuid4().hex[:12])
         wb = wandb.init(
             project=cfg.project, entity=cfg.entity, group=cfg.group, job_type=cfg.job_type,
-            tags=list(cfg.tags), name=name, config=config, dir=str(self.run.path),
-            id=id_file.read_text().strip(), resume="allow", mode=self.mode,
-            settings=wandb.Settings(silent=True, console="off", x_disable_stats=True, init_timeout=60),
+            tags=list(cfg.tags), name=name, config=self.identity["config"], dir=str(self.run.path),
+            id=self.id, resume="allow", mode=self.mode, settings=wandb_settings(system_metrics=cfg.system_metrics),
         )
-        wb.define_metric(self.step_key)
-        wb.define_metric("*", step_metric=self.step_key)
+        define_metrics(wb, self.step_key)
+        if self.mode == "online":
+            if wb.resumed:  # W&B already holds the steps up to its summary's; never send them twice
+                last = wb.summary.get(self.step_key)
+                if isinstance(last, (int, float)):
+                    self._skip_until = last
+            self._sent_files = dict(sync_record(self.run.path)["files"])
+            self._record_sent(force=True)  # W&B holds this run now: later syncs continue it
+            url = getattr(wb, "url", None)
+            if url and url != self.identity.get("url"):
+                self.identity["url"] = url
+                write_json_atomic(self.run.path / IDENTITY_FILE, self.identity)
         return wb
 
     def _guard(self, what: str, fn: Any) -> Any:
@@ -99,7 +310,9 @@ class Tracker:
             return fn()
         except Exception as e:  # noqa: BLE001 - any W&B failure must leave training running
             log.warning("W&B %s failed (%s: %s); continuing with metrics.jsonl only", what, type(e).__name__, e)
+            self._failed = True
             self._finish_quietly()
+            self._record_sent()
             self._wandb = None
             return None
 
@@ -107,24 +320,63 @@ class Tracker:
         """Append one row (it must hold the step key, e.g. 'epoch') and forward it to W&B."""
         with open(self.run.metrics_file, "a") as f:
             f.write(json.dumps(row) + "\n")
-        if self._wandb is not None:
-            self._guard("log", lambda: self._wandb.log(_scalars(row)))
+        step = row.get(self.step_key)
+        if self._wandb is not None and (step is None or step > self._skip_until):
+            self._guard("log", lambda: self._wandb.log(wandb_row(row, self.step_key)))
+            if isinstance(step, int) and self._wandb is not None:
+                self._sent_step = max(step, self._sent_step or step)
+                if time.monotonic() - self._recorded_at > RECORD_EVERY_S:
+                    self._record_sent()
 
     def log_image(self, key: str, path: Path, step: int, caption: str | None = None) -> None:
-        if self._wandb is not None:
-            import wandb
+        if self._wandb is None or step <= self._skip_until:
+            return
+        import wandb
 
-            self._guard("image", lambda: self._wandb.log(
-                {key: wandb.Image(str(path), caption=caption), self.step_key: step}))
+        self._guard("image", lambda: self._wandb.log(
+            {IMAGE_KEYS.get(key, key): wandb.Image(str(path), caption=caption), self.step_key: step}))
+        if self._wandb is not None:
+            self._sent_files[str(path.relative_to(self.run.path))] = file_hash(path)
 
     def summary(self, values: dict[str, Any]) -> None:
         if self._wandb is not None:
-            self._guard("summary", lambda: self._wandb.summary.update(values))
+            self._guard("summary", lambda: self._wandb.summary.update(summary_values(values)))
+            if self._wandb is not None:
+                self._sent_files["result.json"] = summary_digest(values)
 
     def close(self, exit_code: int = 0) -> None:
+        if self._wandb is None:
+            return
+        if exit_code == 0 and self.cfg.artifacts and self.cfg.job_type == "gan" and self.mode == "online" and \
+                self.run.checkpoint_file.exists():
+            self._guard("artifact", self._log_checkpoint)
         if self._wandb is not None:
             self._guard("finish", lambda: self._wandb.finish(exit_code=exit_code))
-            self._wandb = None
+        self._record_sent()
+        self._wandb = None
+
+    def _log_checkpoint(self) -> None:
+        import wandb
+
+        artifact = wandb.Artifact(f"checkpoint-{self.id}", type="model", metadata={"run_folder": self.run.path.name})
+        artifact.add_file(str(self.run.checkpoint_file), name="checkpoint.pt")
+        self._wandb.log_artifact(artifact)
+        self._sent_files["checkpoint.pt"] = file_hash(self.run.checkpoint_file)
+
+    def _record_sent(self, force: bool = False) -> None:
+        """Online: note what W&B now holds, so `lstmgan sync` adds only the rest (at the end, and every
+        RECORD_EVERY_S meanwhile, so a killed job leaves a recent record). Offline W&B files are local
+        only: the record stays as the last sync left it."""
+        self._recorded_at = time.monotonic()
+        if self.mode != "online" or (self._sent_step is None and not self._sent_files and not force):
+            return
+        record = sync_record(self.run.path)
+        last = record["last_step"]
+        if self._sent_step is not None:
+            record["last_step"] = self._sent_step if last is None else max(last, self._sent_step)
+        record["files"] = {**record["files"], **self._sent_files}
+        record["id"] = self.id
+        write_sync_record(self.run.path, record)
 
     def _finish_quietly(self) -> None:
         try:
@@ -138,3 +390,36 @@ class Tracker:
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:
         self.close(exit_code=0 if exc_type is None else 1)
+
+
+# --- telling the user where the runs are -------------------------------------------------------------
+
+
+def where_message(run_dirs: list[Path], mode: str) -> str:
+    """One or two lines for the end of a command: the W&B mode and where its runs are."""
+    mode = resolve_mode(mode)
+    if mode == "disabled":
+        return "W&B: disabled (metrics are in each run folder's metrics.jsonl)"
+    if not run_dirs:
+        return f"W&B ({mode}): no runs"
+    ids = [identity(p) for p in run_dirs]
+    if mode == "online":
+        urls = [i["url"] for i in ids if i.get("url")]
+        groups = sorted({i["group"] for i in ids if i.get("group")})
+        if len(urls) == 1:
+            return f"W&B (online): {urls[0]}"
+        if urls:
+            base = urls[0].split("/runs/")[0]
+            where = ", ".join(f"{base}/groups/{g}" for g in groups) if groups else base
+            return f"W&B (online): {len(urls)} runs in {where}"
+        return f"W&B (online): runs not reached (see the warnings above); upload them later with " \
+               f"`lstmgan sync {shlex.quote(str(_common(run_dirs)))}`"
+    folder = _common(run_dirs)
+    what = f"run in {run_dirs[0]}" if len(run_dirs) == 1 else f"{len(run_dirs)} runs under {folder}"
+    return f"W&B (offline): {what}; upload with `lstmgan sync {shlex.quote(str(folder))}`"
+
+
+def _common(paths: list[Path]) -> Path:
+    if len(paths) == 1:
+        return paths[0]
+    return Path(os.path.commonpath([str(p) for p in paths]))

@@ -66,8 +66,9 @@ def test_wandb_offline_record_matches_metrics(trained):
                          capture_output=True, text=True, check=True, timeout=120)
     summary = json.loads(out.stdout)
     last_fid = [r for r in rows(trained) if "fid" in r][-1]
-    assert summary["summary"]["fid"] == pytest.approx(last_fid["fid"])
-    assert summary["summary"]["class_histogram/3"] == last_fid["class_histogram"][3]
+    assert summary["summary"]["quality/classifier_fid"]["last"] == pytest.approx(last_fid["fid"])
+    assert summary["summary"]["quality/class_histogram/3"] == last_fid["class_histogram"][3]
+    assert summary["summary"]["samples/grid"]["_type"] == "image-file" and summary["config"]["kind"] == "gan"
     assert set(summary["tags"]) == {"gan", "mnist"}
 
 

@@ -17,7 +17,7 @@ from lstmgan.gan.interpolate import find_pair, interpolate, render_strip
 from lstmgan.gan.models import Generator
 from lstmgan.gan.train import generate, save_grid
 from lstmgan.rundir import RunDir, load_checkpoint, write_bytes_atomic, write_json_atomic
-from lstmgan.tracking import Tracker
+from lstmgan.wandb_sync import publish
 
 
 @dataclass
@@ -84,8 +84,5 @@ def make_strips(gan: TrainedGan, *, steps: int, method: str, pairs: int, seed: i
         strips.append({"png": str(png), "pair": pair.to_dict(), **strip.to_dict()})
     write_json_atomic(folder / f"{method}.json", {"epoch": gan.epoch, "seed": seed, "steps": steps,
                                                   "min_confidence": min_confidence, "strips": strips})
-    with Tracker(gan.run, tracking, name=gan.run.path.name, config={}, step_key="step", keep_metrics=True) as tracker:
-        for i, strip in enumerate(strips):
-            tracker.log_image(f"interpolation/{method}", Path(strip["png"]), step=i,
-                              caption=f"{strip['classes'][0]} → {strip['classes'][-1]}")
+    publish(gan.run.path, tracking)  # the strips go to the GAN's own W&B run (online now, else at sync)
     return strips

@@ -1,0 +1,400 @@
+"""`lstmgan sync`: replay run folders into W&B, each into its one W&B run, sending only what W&B lacks.
+
+The run folder is the truth (config.yaml, metrics.jsonl, samples/, interpolation/, result.json). For each
+run folder under the given one, sync compares it with <run>/wandb-sync.json (what W&B holds: the last
+step, and files by hash) and builds a *plan*: the rows after that step, the images that are new or
+changed, the final summary, a checkpoint artifact when asked for. The plan is replayed into a fresh
+offline W&B run with the folder's id (<run>/wandb-sync/), which `wandb sync` uploads: the first time as a
+new run, later with resume="allow" stored in it, so W&B continues the run from the server's history offset
+(W&B's run resume, which `wandb sync` applies to the stored run record); only after the upload succeeded
+is wandb-sync.json updated. So a second sync sends
+nothing, a continued run sends only its new steps, a strip made later reaches the GAN's own run, and a
+failed or hung upload records nothing (the next sync sends the same plan again).
+
+Why replay rather than upload W&B's own offline files: a resumed or requeued run leaves several offline
+files with one id whose steps overlap, and post-hoc work would add a record with an empty config;
+`wandb sync` of such files replaces or duplicates history. A replay has exactly one copy of every step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lstmgan.config import TrackingConfig
+from lstmgan.errors import UserError
+from lstmgan.rundir import RunDir, write_json_atomic
+from lstmgan.tracking import (
+    IDENTITY_FILE, define_metrics, file_hash, group_id, has_credentials, identity, resolve_mode, run_id, summary_digest,
+    summary_values, sync_record, wandb_row, wandb_settings, write_sync_record,
+)
+
+REPORT_DIR = "wandb-report"  # a sweep's or study's report run: report.json (tables, figures) + identity
+REPLAY_DIR = "wandb-sync"  # the offline run a sync builds and uploads (kept until the next sync)
+SKIP_DIRS = {"wandb", REPLAY_DIR, "submitit", "figures", "samples", "interpolation", "classifiers"}
+TIMEOUT_ENV = "LSTMGAN_WANDB_SYNC_TIMEOUT"  # seconds one `wandb sync` may take (default 600)
+
+
+@dataclass
+class Plan:
+    """What one sync sends to one W&B run, in this order: rows and images by step, tables, summary,
+    artifact."""
+
+    run: Path
+    ident: dict[str, Any]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    images: list[tuple[int, str, list[Path]]] = field(default_factory=list)  # step, key, files
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    artifact: Path | None = None
+    files: dict[str, str] = field(default_factory=dict)  # what the record holds once this is uploaded
+    last_step: int | None = None
+    resume: bool = False  # W&B already holds this run: continue it (else create it)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.rows or self.images or self.tables or self.summary or self.artifact)
+
+    def target(self) -> str:
+        i = self.ident
+        return f"{i.get('entity') or '(default entity)'}/{i.get('project')}/{i['id']}"
+
+    def describe(self) -> list[str]:
+        """Exactly what would be uploaded, in upload order."""
+        i = self.ident
+        head = (f"{self.run} → W&B run {self.target()} (group {i.get('group')}, job_type {i.get('job_type')}, "
+                f"name {i.get('name')}; {'continues it' if self.resume else 'creates it'})")
+        if self.empty:
+            return [f"{self.run}: up to date in W&B run {self.target()}; nothing to upload"]
+        lines = [head]
+        step_key = i["step_key"]
+        if self.rows:
+            steps = [r[step_key] for r in self.rows]
+            lines.append(f"  {len(self.rows)} metric rows, {step_key} {min(steps)}–{max(steps)}")
+        for step, key, paths in self.images:
+            lines.append(f"  image {key} at {step_key} {step}: " + ", ".join(str(p.relative_to(self.base))
+                                                                          for p in paths))
+        for name in self.tables:
+            lines.append(f"  table tables/{name}")
+        if self.summary:
+            lines.append(f"  summary: {len(self.summary)} final values from result.json")
+        if self.artifact:
+            lines.append(f"  artifact checkpoint-{i['id']} ({self.artifact.name})")
+        return lines
+
+    @property
+    def base(self) -> Path:
+        """Paths in a report plan are relative to the sweep/study folder, elsewhere to the run folder."""
+        return self.run.parent if self.run.name == REPORT_DIR else self.run
+
+
+# --- finding runs and their identity -----------------------------------------------------------------
+
+
+def run_folders(folder: Path) -> list[Path]:
+    """The run folders `folder` stands for: itself, or those of a sweep (*/) or a study (*/*/), and the
+    report run of each; in path order (the order sync uploads them)."""
+    if _is_run(folder):
+        return [folder]
+    found: set[Path] = set()
+    for depth in ("*", "*/*", "*/*/*"):
+        for path in folder.glob(depth):
+            rel = path.relative_to(folder).parts
+            if path.is_dir() and not SKIP_DIRS.intersection(rel) and _is_run(path):
+                found.add(path)
+    return sorted(found)
+
+
+def _is_run(path: Path) -> bool:
+    return (path / "config.yaml").is_file() or (path / IDENTITY_FILE).is_file()
+
+
+def _identity(run: Path, root: Path, *, create: bool) -> dict[str, Any]:
+    """The identity the tracker recorded; for a folder trained before it recorded one, a reconstruction
+    from config.yaml (group of the folder sync was given, or of the run's parent)."""
+    ident = identity(run)
+    if ident.get("id"):
+        ident.setdefault("step_key", "step" if ident.get("job_type") == "gan" else "epoch")
+        return ident
+    config = RunDir(run).stored_config() or {}
+    kind = config.get("kind") or ("gan" if "dataset" in config else "palindrome")
+    tags = ["gan", str(config.get("dataset"))] if kind == "gan" else [str(config.get("model")),
+                                                                      f"L{config.get('length')}"]
+    group_folder = root if root != run else run.parent
+    group = group_id(group_folder) if create else ((group_folder / "wandb-group").read_text().strip()
+                                                   if (group_folder / "wandb-group").exists() else
+                                                   f"{group_folder.name}-(new)")
+    return {"id": run_id(run, create=create) or "(new id)", "project": "lstmgan", "entity": None, "group": group,
+            "job_type": kind, "tags": tags, "name": run.name, "step_key": "step" if kind == "gan" else "epoch",
+            "artifacts": False, "config": {**config, "kind": kind}}
+
+
+# --- planning ------------------------------------------------------------------------------------------
+
+
+def plan(run: Path, root: Path, *, create: bool = True) -> Plan:
+    ident = _identity(run, root, create=create)
+    record = sync_record(run)
+    if record.get("id") not in (None, ident["id"]):  # the folder was restarted under a new id
+        record = {"last_step": None, "files": {}}
+    # W&B's resume is strict about existence when replayed (the intent is stored in the run record), so
+    # continue a run only when W&B is known to hold it: uploaded before, or logged live (it has a URL).
+    known = record["last_step"] is not None or bool(record["files"]) or bool(ident.get("url"))
+    p = Plan(run, ident, files=dict(record["files"]), last_step=record["last_step"], resume=known)
+    if run.name == REPORT_DIR:
+        _plan_report(p, record)
+    else:
+        _plan_run(p, record)
+    return p
+
+
+def _changed(p: Plan, record: dict[str, Any], rel: str, path: Path) -> bool:
+    digest = file_hash(path)
+    if record["files"].get(rel) == digest:
+        return False
+    p.files[rel] = digest
+    return True
+
+
+def _plan_run(p: Plan, record: dict[str, Any]) -> None:
+    run = RunDir(p.run)
+    step_key = p.ident["step_key"]
+    result = run.result()
+    rows = [r for r in run.metrics() if isinstance(r.get(step_key), int)]
+    last = max((r[step_key] for r in rows), default=None)
+    # A run still going may not have written every row of its last step yet (a GAN's evaluation follows
+    # the step's batch row): hold that step back until the run has finished.
+    upto = last if result is not None or last is None else last - 1
+    done = record["last_step"]
+    p.rows = [r for r in rows if (done is None or r[step_key] > done) and (upto is None or r[step_key] <= upto)]
+    if p.rows:
+        p.last_step = max(r[step_key] for r in p.rows)
+    for path in sorted((p.run / "samples").glob("*.png")):
+        match = re.search(r"(\d+)", path.stem)
+        if match and _changed(p, record, f"samples/{path.name}", path):
+            p.images.append((int(match.group(1)), "samples/grid", [path]))
+    strips: dict[str, list[Path]] = {}
+    for path in sorted((p.run / "interpolation").glob("*.png")):
+        if _changed(p, record, f"interpolation/{path.name}", path):
+            strips.setdefault(path.stem.rsplit("-", 1)[0], []).append(path)
+    at = last if last is not None else 0  # post-hoc work belongs to the trained model: its last step
+    p.images += [(at, f"interpolation/{method}", paths) for method, paths in strips.items()]
+    p.images.sort(key=lambda item: item[0])
+    if result is not None and record["files"].get("result.json") != summary_digest(result):
+        p.summary = summary_values(result)
+        p.files["result.json"] = summary_digest(result)
+    wanted = p.ident.get("artifacts") and p.ident.get("job_type") == "gan" and result is not None
+    if wanted and run.checkpoint_file.exists() and _changed(p, record, "checkpoint.pt", run.checkpoint_file):
+        p.artifact = run.checkpoint_file
+
+
+def _plan_report(p: Plan, record: dict[str, Any]) -> None:
+    spec = _read_report(p.run)
+    base = p.run.parent
+    p.last_step = (record["last_step"] or 0) + 1  # each upload of a changed report is the next step
+    for name, table in spec.get("tables", {}).items():
+        digest = json.dumps(table, sort_keys=True)
+        key = f"table:{name}"
+        if record["files"].get(key) != _short(digest):
+            p.files[key] = _short(digest)
+            p.tables[name] = table
+    for rel in spec.get("figures", []):
+        path = base / rel
+        if path.is_file() and _changed(p, record, rel, path):
+            p.images.append((p.last_step, "figures/" + _slug(rel), [path]))
+    if p.empty:
+        p.last_step = record["last_step"]
+
+
+def _short(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _slug(rel: str) -> str:
+    return str(Path(rel).with_suffix("")).replace("figures/", "", 1).replace("/", "_")
+
+
+def _read_report(run: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run / "report.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+# --- replay and upload ---------------------------------------------------------------------------------
+
+
+def replay(p: Plan) -> Path:
+    """Write the plan as one offline W&B run with the folder's id (resume="allow" when W&B holds the run
+    already: on upload it continues it, from the server's history offset); return the offline run's folder."""
+    import wandb
+
+    dest = p.run / REPLAY_DIR
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    i = p.ident
+    step_key = i["step_key"]
+    wb = wandb.init(project=i.get("project"), entity=i.get("entity"), group=i.get("group"), job_type=i.get("job_type"),
+                    tags=list(i.get("tags") or ()), name=i.get("name"), config=i.get("config") or {},
+                    dir=str(dest), id=i["id"], resume="allow" if p.resume else None, mode="offline",
+                    settings=wandb_settings(system_metrics=False, replay=True))
+    try:
+        offline_dir = Path(wb.dir).parent
+        define_metrics(wb, step_key)
+        events: list[tuple[int, int, Any]] = [(r[step_key], 0, r) for r in p.rows]
+        events += [(step, 1, (key, paths)) for step, key, paths in p.images]
+        for step, kind, item in sorted(events, key=lambda e: (e[0], e[1])):
+            if kind == 0:
+                wb.log(wandb_row(item, step_key))
+            else:
+                key, paths = item
+                images = [wandb.Image(str(path), caption=path.stem) for path in paths]
+                wb.log({key: images if len(images) > 1 else images[0], step_key: step})
+        for name, table in p.tables.items():
+            wb.log({f"tables/{name}": wandb.Table(columns=table["header"], data=table["rows"]),
+                    step_key: p.last_step or 0})
+        if p.summary:
+            wb.summary.update(p.summary)
+        if p.artifact is not None:
+            artifact = wandb.Artifact(f"checkpoint-{i['id']}", type="model", metadata={"run_folder": p.run.name})
+            artifact.add_file(str(p.artifact), name=p.artifact.name)
+            wb.log_artifact(artifact)
+        wb.finish()
+    except BaseException:
+        wb.finish(exit_code=1)
+        raise
+    return offline_dir
+
+
+def upload_command(offline_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "wandb", "sync", str(offline_dir)]
+
+
+def upload(offline_dir: Path, what: str, timeout: float | None = None) -> None:
+    """`wandb sync` of one replayed run, in its own process group so a hung upload is stopped whole."""
+    timeout = timeout if timeout is not None else float(os.environ.get(TIMEOUT_ENV, "600"))
+    proc = subprocess.Popen(upload_command(offline_dir), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise UserError(f"uploading {what} to W&B timed out after {timeout:.0f} s (is the W&B server reachable? "
+                        f"WANDB_BASE_URL={os.environ.get('WANDB_BASE_URL', 'https://api.wandb.ai')}); nothing "
+                        f"was recorded as uploaded: rerun `lstmgan sync` later ({TIMEOUT_ENV} sets the limit)") \
+            from None
+    if proc.returncode != 0:
+        lines = [line.removeprefix("wandb: ").strip() for line in output.splitlines() if line.strip()]
+        why = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
+        raise UserError(f"uploading {what} to W&B failed (wandb sync exit {proc.returncode}: {why}); nothing was "
+                        f"recorded as uploaded: log in with `wandb login` or set WANDB_API_KEY, then rerun "
+                        f"`lstmgan sync`")
+
+
+def commit(p: Plan) -> None:
+    """Record that W&B now holds the plan's rows and files."""
+    write_sync_record(p.run, {"id": p.ident["id"], "last_step": p.last_step, "files": p.files})
+
+
+def sync(folder: Path, dry_run: bool) -> list[str]:
+    """Upload every run folder under `folder` (a sweep, a study or one run) to its W&B run, sending only
+    what W&B lacks. Returns the lines to print; raises UserError on the first failure (the runs before
+    it stay recorded as uploaded)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder; give a sweep, study or run folder, e.g. runs/palindrome")
+    runs = run_folders(folder)
+    if not runs:
+        raise UserError(f"{folder} holds no run folders (looked for config.yaml up to three levels down)")
+    lines: list[str] = []
+    plans = [plan(run, folder, create=not dry_run) for run in runs]
+    todo = [p for p in plans if not p.empty]
+    if dry_run:
+        for p in plans:
+            lines += p.describe()
+        lines.append(f"dry run: {len(todo)} of {len(plans)} run(s) would be uploaded, in this order; nothing sent")
+        return lines
+    if todo and not has_credentials():
+        raise UserError("no W&B credentials here: log in with `wandb login` or set WANDB_API_KEY, then rerun "
+                        f"`lstmgan sync {folder}` (--dry-run lists what would be uploaded)")
+    for p in plans:
+        if p.empty:
+            lines += p.describe()
+            continue
+        try:
+            offline_dir = replay(p)
+        except Exception as e:  # noqa: BLE001 - W&B's own failure to write the local run: one line
+            raise UserError(f"could not write the W&B replay of {p.run} ({type(e).__name__}: "
+                            f"{str(e).strip().splitlines()[0] if str(e).strip() else 'no detail'}); nothing was "
+                            f"uploaded or recorded") from None
+        upload(offline_dir, f"{p.run} (W&B run {p.target()})")
+        commit(p)
+        shutil.rmtree(p.run / REPLAY_DIR, ignore_errors=True)  # uploaded: the folder and the record remain
+        lines += p.describe()
+    lines.append(f"uploaded {len(todo)} of {len(plans)} run(s); the others were up to date")
+    return lines
+
+
+# --- the report run --------------------------------------------------------------------------------
+
+
+def log_report(folder: Path, tables: dict[str, tuple[list[str], list[list[Any]]]], figures: list[Path],
+               tracking: TrackingConfig) -> Path | None:
+    """The sweep's or study's comparison as one W&B run (job_type report) in the folder's group: its
+    summary tables as W&B Tables and its figures. Written as <folder>/wandb-report/report.json (the
+    report run's folder); uploaded now when online, by `lstmgan sync <folder>` otherwise. A W&B failure
+    is a warning. Returns the report run folder (None when W&B is disabled)."""
+    mode = resolve_mode(tracking.mode)
+    if mode == "disabled":
+        return None
+    run = folder / REPORT_DIR
+    run.mkdir(parents=True, exist_ok=True)
+    group = tracking.group or group_id(folder)
+    spec = {"tables": {name: {"header": list(h), "rows": [[_cell(c) for c in r] for r in rows]}
+                       for name, (h, rows) in tables.items()},
+            "figures": [os.path.relpath(f, folder) for f in figures]}
+    write_json_atomic(run / "report.json", spec)
+    old = identity(run)
+    ident = {"id": run_id(run), "project": tracking.project, "entity": tracking.entity, "group": group,
+             "job_type": "report", "tags": sorted({"report", *tracking.tags}), "name": f"report-{folder.name}",
+             "step_key": "step", "artifacts": False, "url": old.get("url"),
+             "config": {"kind": "report", "folder": folder.name, "tables": sorted(tables),
+                        "figures": len(figures)}}
+    write_json_atomic(run / IDENTITY_FILE, ident)
+    if mode == "online":
+        try:
+            sync(run, dry_run=False)
+        except Exception as e:  # noqa: BLE001 - the report on disk is the result; W&B is a copy of it
+            import logging
+
+            logging.getLogger(__name__).warning("W&B report upload failed (%s); `lstmgan sync %s` retries",
+                                                e, folder)
+    return run
+
+
+def _cell(value: Any) -> Any:
+    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
+
+
+def publish(run: Path, tracking: TrackingConfig) -> None:
+    """After post-hoc work on a run folder (interpolation strips): online, upload what is new to the run's
+    own W&B run now; offline, `lstmgan sync` will. Never raises for W&B."""
+    if resolve_mode(tracking.mode) != "online":
+        return
+    try:
+        sync(run, dry_run=False)
+    except Exception as e:  # noqa: BLE001
+        import logging
+
+        logging.getLogger(__name__).warning("W&B upload of %s failed (%s); `lstmgan sync %s` retries", run, e, run)
