@@ -102,6 +102,15 @@ class Options:
         "--wandb-project", help="W&B project.", show_default=True, rich_help_panel=WANDB)] = "lstmgan"
     wandb_entity: Annotated[str | None, typer.Option(
         "--wandb-entity", help="W&B entity (team or user).", rich_help_panel=WANDB)] = None
+    group: Annotated[str | None, typer.Option(
+        "--group", help="W&B group (default: one per sweep/study folder, kept in its wandb-group file).",
+        rich_help_panel=WANDB)] = None
+    wandb_system_metrics: Annotated[bool, typer.Option(
+        "--wandb-system-metrics/--no-wandb-system-metrics", help="Log GPU/CPU utilisation and memory to W&B.",
+        show_default=True, rich_help_panel=WANDB)] = True
+    wandb_artifacts: Annotated[bool, typer.Option(
+        "--wandb-artifacts", help="Log GAN checkpoints as W&B artifacts (at the end of a run, or at sync).",
+        rich_help_panel=WANDB)] = False
 
     def config_file(self) -> Path | None:
         return catalog.find(self.config, "job") if self.config else None
@@ -112,7 +121,9 @@ class Options:
         return self.set_
 
     def tracking(self) -> TrackingConfig:
-        tracking = TrackingConfig(mode=value(self.wandb), project=self.wandb_project, entity=self.wandb_entity)
+        tracking = TrackingConfig(mode=value(self.wandb), project=self.wandb_project, entity=self.wandb_entity,
+                                  group=self.group, system_metrics=self.wandb_system_metrics,
+                                  artifacts=self.wandb_artifacts)
         tracking.validate()
         return tracking
 
@@ -319,7 +330,7 @@ def run_on_slurm(jobs: Sequence[Job], sweep_dir: Path, request: SlurmRequest, qu
         statuses = wait(sweep_dir, record, lambda s: task_counts(progress, s))
     print_status(sweep_dir, statuses)
     if summary_title:
-        show_summary(sweep_dir, summary_title)
+        show_summary(sweep_dir, summary_title, jobs[0].tracking)
     mode = jobs[0].tracking.mode
     wandb_line([job.run_dir for job in jobs], "offline" if mode == "auto" else mode)  # as slurm.offline_tracking
     failed = [s for s in statuses if s.outcome == "failed"]
@@ -329,12 +340,18 @@ def run_on_slurm(jobs: Sequence[Job], sweep_dir: Path, request: SlurmRequest, qu
         raise typer.Exit(1)
 
 
-def show_summary(sweep_dir: Path, title: str) -> None:
-    """Write summary.md/.csv and figures from the run folders on disk, and print the table."""
+def show_summary(sweep_dir: Path, title: str, tracking: TrackingConfig | None = None) -> None:
+    """Write summary.md/.csv and figures from the run folders on disk, and print the table; with `tracking`,
+    the table and figures also go to the sweep's W&B report run (job_type report, in the sweep's group)."""
     from lstmgan.sweep import load_runs, table_header, table_rows, write_summary
 
     rows = write_summary(sweep_dir, load_runs(sweep_dir))
     print_table(title, table_rows(rows), table_header(rows))
+    if tracking is not None:
+        from lstmgan.wandb_sync import log_report
+
+        log_report(sweep_dir, {"summary": (table_header(rows), table_rows(rows))},
+                   sorted((sweep_dir / "figures").glob("*.png")), tracking)
     say(f"Summary: {sweep_dir / 'summary.md'}, figures: {sweep_dir / 'figures'}")
 
 
@@ -348,7 +365,7 @@ STUDY_OWNS = {"dataset": "--dataset", "data_dir": "--data-dir"}
 
 @app.command(rich_help_panel="Experiments")
 @with_options(SlurmOptions, "slurm")
-@with_options(Options, "opts", omit=("jobs",))
+@with_options(Options, "opts", omit=("jobs", "wandb_artifacts"))
 def palindrome(
     opts: Options, slurm: SlurmOptions,
     model: Annotated[Model | None, typer.Option(help="Default: the config's, lstm.",
@@ -376,7 +393,7 @@ def palindrome(
 
 @app.command(rich_help_panel="Experiments")
 @with_options(SlurmOptions, "slurm")
-@with_options(Options, "opts")
+@with_options(Options, "opts", omit=("wandb_artifacts",))
 def sweep(
     opts: Options, slurm: SlurmOptions,
     lengths: Annotated[list[int] | None, typer.Option(help="Lengths: --lengths 5 10 15 20 (or 5,10,15,20).",
@@ -398,7 +415,7 @@ def sweep(
     jobs = make_jobs(cfg, opts.out, opts.tracking(), force=opts.force)
     sweep_dir, title = opts.out / cfg.name, f"Sweep {cfg.name}: {len(jobs)} runs, {cfg.run.epochs} epochs"
     execute(opts, slurm, jobs, cfg, folder=sweep_dir, title=title, run=side_by_side(opts.jobs, cfg.run.device),
-            done=lambda: show_summary(sweep_dir, title))
+            done=lambda: show_summary(sweep_dir, title, opts.tracking()))
 
 
 DataDirOpt = Annotated[Path | None, typer.Option(help="Folder with the IDX files (torchvision layout or flat); "
@@ -508,6 +525,10 @@ def study_done(cfg: Any, opts: Options) -> None:
     sweep_dir = opts.out / cfg.sweep.name
     rows = write_summary(sweep_dir, load_runs(sweep_dir))
     print_table(f"Study {opts.out.name}: palindrome sweep", table_rows(rows), table_header(rows))
+    from lstmgan.wandb_sync import log_report  # the study's W&B report run; `lstmgan report --wandb` adds the rest
+
+    log_report(opts.out, {"palindrome": (table_header(rows), table_rows(rows))},
+               sorted((sweep_dir / "figures").glob("*.png")), opts.tracking())
     say(f"Study complete: runs under {opts.out}. Next: lstmgan report {opts.out}")
 
 
@@ -642,24 +663,32 @@ def status(sweep_dir: SweepDirArg) -> None:
 
 
 @app.command(rich_help_panel="Results")
-def collect(sweep_dir: SweepDirArg) -> None:
+def collect(
+    sweep_dir: SweepDirArg,
+    wandb: Annotated[WandbMode, typer.Option(help="Also log the table and figures to the sweep's W&B report run.",
+                                             show_default=True)] = WandbMode.disabled,
+) -> None:
     """Summary table, summary.md/.csv and figures from the runs that finished so far."""
     from lstmgan.sweep import load_runs
 
     if not load_runs(existing_sweep(sweep_dir)):
         raise UserError(f"{sweep_dir} holds no palindrome runs; `lstmgan status {sweep_dir}` shows what it holds")
-    show_summary(sweep_dir, f"Sweep {sweep_dir.name} (collected)")
+    tracking = None if wandb is WandbMode.disabled else TrackingConfig(mode=value(wandb))
+    show_summary(sweep_dir, f"Sweep {sweep_dir.name} (collected)", tracking)
 
 
 @app.command(rich_help_panel="Results")
 def sync(
-    sweep_dir: SweepDirArg,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the offline runs, upload nothing.")] = False,
+    folder: Annotated[Path, typer.Argument(help="A sweep, study or run folder, e.g. runs/palindrome.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be uploaded, to which run id, in "
+                                          "which order; upload nothing.")] = False,
 ) -> None:
-    """Upload the sweep's offline W&B runs (logged on compute nodes) to W&B."""
+    """Upload what W&B lacks of each run folder (one W&B run per folder; twice uploads nothing twice)."""
     from lstmgan.wandb_sync import sync as sync_folder
 
-    for line in sync_folder(existing_sweep(sweep_dir), dry_run):
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder; give a sweep, study or run folder such as runs/palindrome")
+    for line in sync_folder(folder, dry_run):
         say(line)
 
 
