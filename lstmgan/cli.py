@@ -115,9 +115,9 @@ class Options:
     def config_file(self) -> Path | None:
         return catalog.find(self.config, "job") if self.config else None
 
-    def sets(self, owned: dict[str, str]) -> list[str] | None:
+    def sets(self, owned: dict[str, str], command: str = "") -> list[str] | None:
         """--set items, refused where the command sets that key through a flag of its own."""
-        refuse_owned_sets(parse_sets(self.set_), owned)
+        refuse_owned_sets(parse_sets(self.set_), owned, command)
         return self.set_
 
     def tracking(self) -> TrackingConfig:
@@ -409,7 +409,7 @@ def sweep(
     """RNN and LSTM at each length and seed (× any --grid); prints and writes the summary table and figures."""
     from lstmgan.sweep import make_jobs
 
-    cfg = build(SweepConfig, yaml_path=opts.config_file(), sets=opts.sets(SWEEP_OWNS), flags={
+    cfg = build(SweepConfig, yaml_path=opts.config_file(), sets=opts.sets(SWEEP_OWNS, "sweep"), flags={
         "lengths": lengths, "models": [value(m) for m in models] if models else None, "seeds": seeds,
         "grid": parse_grid(grid) or None, "name": opts.name, "epochs": epochs, "device": value(opts.device)})
     jobs = make_jobs(cfg, opts.out, opts.tracking(), force=opts.force)
@@ -495,7 +495,7 @@ def study(
              "gan.download": download or None, **dict.fromkeys(("sweep.device", "ablation.device", "gan.device"),
                                                                value(opts.device))}
     given = {k: v for k, v in flags.items() if v is not None}
-    cfg = load_study(opts.config_file() or Path(), preset, {**given, **parse_sets(opts.sets(STUDY_OWNS))})
+    cfg = load_study(opts.config_file() or Path(), preset, {**given, **parse_sets(opts.sets(STUDY_OWNS, "study"))})
     jobs = study_jobs(cfg, opts.out, opts.tracking(), force=opts.force)
     execute(opts, None, jobs, cfg, folder=opts.out, run=study_runner(cfg, opts), done=lambda: study_done(cfg, opts),
             checks=[lambda: check_gan_inputs(jobs[-1].config)])

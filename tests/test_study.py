@@ -36,14 +36,15 @@ def test_one_gan_job_builder_for_the_gan_command_and_the_study(tmp_path):
     job = gan_job(cfg, tmp_path / "gan", OFF, force=False)  # `lstmgan gan --out tmp --name gan`
     assert job.run_dir == tmp_path / "gan" / "fashion-mnist-s3"
     assert job.config.classifier == str(tmp_path / "classifiers" / "fashion-mnist.pt")  # shared under --out
-    assert (job.tracking.group, job.tracking.job_type, job.step_key) == ("gan", "gan", "step")
+    assert job.tracking.group.startswith("gan-") and (job.tracking.job_type, job.step_key) == ("gan", "step")
     mine = gan_job(GanConfig(classifier="/models/c.pt"), tmp_path / "x", OFF, force=True)
     assert mine.config.classifier == "/models/c.pt" and mine.force
 
     study = load_study("study", "quick", {})
-    *_, last = study_jobs(study, tmp_path / "s1", OFF, force=False)
+    first, *_, last = study_jobs(study, tmp_path / "s1", OFF, force=False)
     assert last.run_dir == tmp_path / "s1" / "gan" / "mnist-s0"
-    assert last.tracking.group == "s1"  # the study's runs are one W&B group
+    assert last.tracking.group == first.tracking.group  # the study's runs are one W&B group
+    assert last.tracking.group.startswith("s1-")
 
 
 def test_the_study_interpolates_with_its_own_confidence_rule(tmp_path):
