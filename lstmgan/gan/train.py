@@ -130,12 +130,14 @@ class FastStep:
     def _capture(self, size: int) -> torch.cuda.CUDAGraph:
         """Warm up on a side stream (lazy optimizer state, cuBLAS handles, autograd), capture, then put back
         everything the warm-up changed, in place (the graph holds these very tensors), so that capturing
-        does not change the run: weights, BatchNorm statistics, optimizer state, meters, the CUDA RNG.
+        does not change the run: weights, BatchNorm statistics, optimizer state, meters (a row may be part-summed),
+        the CUDA RNG.
         Call it after any checkpoint is loaded: loading replaces the optimizer's state tensors."""
         modules = [t for m in (self.G, self.D) for t in (*m.parameters(), *m.buffers())]
         saved = [t.detach().clone() for t in modules]
         opt_saved = {id(opt): {p: {k: v.clone() for k, v in st.items() if isinstance(v, Tensor)}
                                for p, st in opt.state.items()} for opt in (self.opt_g, self.opt_d)}
+        meters = self.meters.clone()  # a row may be part-summed when a new batch shape (the last one) appears
         rng = torch.cuda.get_rng_state(self.device)
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
@@ -156,7 +158,7 @@ class FastStep:
                     for k, v in st.items():
                         if isinstance(v, Tensor):  # state a fresh optimizer lacks starts at zero (Adam's init)
                             v.copy_(before[p][k]) if p in before else v.zero_()
-            self.meters.zero_()
+            self.meters.copy_(meters)
         return graph
 
 
