@@ -18,3 +18,8 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
         return text
     cut = text[:limit].rsplit(" ", 1)[0]
     return cut + " …"
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped because Ctrl-C/SIGTERM asked it to (its last checkpoint is valid; a rerun resumes).
+    A KeyboardInterrupt, so the CLI's handler prints one line and exits 130."""
