@@ -171,7 +171,7 @@ class RunDir:
             return None
         try:
             data = yaml.safe_load(self.config_file.read_text())
-        except (OSError, yaml.YAMLError):
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
             raise UserError(f"{self.config_file} is unreadable; delete the run folder or rerun with --force") \
                 from None
         if not isinstance(data, dict):
@@ -179,12 +179,21 @@ class RunDir:
         return data
 
     def result(self) -> dict[str, Any] | None:
-        """The finished run's result, or None (not finished, or damaged: see `result_problem`)."""
-        return self.result_or_reason()[0]
+        """The finished run's result, or None (not finished, or damaged: see `result_or_reason`). A
+        palindrome result must hold its accuracy as a number and epoch_to_99 as a number or null, so that
+        summaries can average them."""
+        result, _ = self.result_or_reason()
+        if result is not None and "latent_dim" not in (self.config_or_reason()[0] or {}):
+            palindrome = "model" in (self.config_or_reason()[0] or {})
+            if palindrome and not (is_number(result.get("final_val_acc"))
+                                   and (result.get("epoch_to_99") is None or is_number(result["epoch_to_99"]))):
+                return None
+        return result
 
-    def result_or_reason(self) -> tuple[dict[str, Any] | None, str]:
-        """(result, "") for a finished run; (None, why) otherwise. A result.json that is not a JSON object
-        with the run's numbers ({}, null, a string, torn) counts as damaged, never as finished."""
+    def result_or_reason(self, numbers: tuple[str, ...] = ()) -> tuple[dict[str, Any] | None, str]:
+        """(result, "") for a finished run; (None, why) otherwise: "not finished", or what is damaged. A
+        result.json that is not a JSON object ({}, null, a string, torn), or whose keys in `numbers` are not
+        numbers, counts as damaged, never as finished. Readers list such a run as skipped, with the reason."""
         try:
             data = json.loads(self.result_file.read_text())
         except FileNotFoundError:
@@ -193,7 +202,18 @@ class RunDir:
             return None, f"result.json unreadable ({first_line(e, 80)})"
         if not isinstance(data, dict) or not data:
             return None, "result.json is empty or not an object"
+        bad = [k for k in numbers if not is_number(data.get(k))]
+        if bad:
+            return None, f"result.json has no number for {', '.join(bad)}"
         return data, ""
+
+    def config_or_reason(self) -> tuple[dict[str, Any] | None, str]:
+        """(stored config, "") or (None, why) — never raises, for readers."""
+        try:
+            stored = self.stored_config()
+        except UserError as e:
+            return None, str(e).split(";")[0]
+        return (stored, "") if stored is not None else (None, "no config.yaml")
 
     def metrics(self) -> list[dict[str, Any]]:
         return read_jsonl(self.metrics_file)
@@ -214,6 +234,15 @@ class RunDir:
             path.unlink(missing_ok=True)
             removed.append(path)
         return removed
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def rows_with(rows: list[dict[str, Any]], numbers: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The metrics rows that hold a number under every key in `numbers` (readers plot only those)."""
+    return [r for r in rows if all(is_number(r.get(k)) for k in numbers)]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
