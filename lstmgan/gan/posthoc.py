@@ -39,7 +39,7 @@ def load_trained(path: Path, device: torch.device) -> TrainedGan:
     except UserError:
         raise UserError(f"{path} holds a run of another experiment, not a GAN run; give a folder made by "
                         f"`lstmgan gan`") from None
-    retrain = f"retrain the run with `lstmgan gan … --force` (its folder: {run.path})"
+    retrain = f"train the run again with `lstmgan gan` (its folder: {run.path})"
     ckpt = load_checkpoint(run.checkpoint_file, fix=retrain)
     G = Generator(cfg.latent_dim)
     weights = ckpt.get("generator")
