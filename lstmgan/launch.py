@@ -254,8 +254,13 @@ def run_parallel(jobs: Sequence[Job], workers: int,
                 queue = manager.Queue()
                 futures = {pool.submit(_call, job, _QueueProgress(queue, i)): i for i, job in enumerate(jobs)}
                 if in_main:
+                    def on_signal(signum: int, _frame: Any) -> None:
+                        signals.append(signum)
+                        if len(signals) == 1:  # pass it on at once, so no worker picks up a queued run
+                            _signal_workers(pool, signal.SIGINT)
+
                     for sig in STOP_SIGNALS:
-                        signal.signal(sig, lambda signum, _frame: signals.append(signum))
+                        signal.signal(sig, on_signal)
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
                 _follow(pool, futures, queue, reporters, signals)
             except BaseException:
@@ -284,9 +289,8 @@ def _follow(pool: concurrent.futures.ProcessPoolExecutor, futures: dict[Any, int
             _signal_workers(pool, signal.SIGKILL)
             raise KeyboardInterrupt
         if signals and not forwarded:
-            for f in pending:  # queued runs never start
+            for f in pending:  # queued runs never start (the workers were told in the handler)
                 f.cancel()
-            _signal_workers(pool, signal.SIGINT)
             forwarded = 1
             pending = {f for f in pending if not f.cancelled()}
         failed = [f for f in done if not f.cancelled() and f.exception() is not None]
