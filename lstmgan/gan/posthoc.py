@@ -70,8 +70,8 @@ def make_strips(gan: TrainedGan, *, steps: int, method: str, pairs: int, seed: i
                 tracking: TrackingConfig, device: torch.device) -> list[dict[str, Any]]:
     """`pairs` strips, each between two samples the classifier reads as different classes with
     confidence ≥ min_confidence. PNG + JSON in <run>/interpolation/, logged to the run's W&B run."""
-    classifier, _ = load_classifier(gan.config.classifier, device)
     with RunLock(gan.run.path):  # never while `lstmgan gan` (or another interpolate) writes this run
+        classifier, _ = load_classifier(gan.config.classifier, device)
         return _make_strips(gan, classifier, steps=steps, method=method, pairs=pairs, seed=seed,
                             min_confidence=min_confidence, tracking=tracking, device=device)
 

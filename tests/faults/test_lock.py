@@ -10,6 +10,7 @@ import pytest
 from faultutil import lstmgan, metrics_without_times, wait_for
 
 from conftest import TINY, snapshot
+from lstmgan.config import GanConfig
 
 RUN = ["palindrome", "--model", "lstm", "--length", "6", "--epochs", "20", *TINY, "--set", "samples=1000",
        "--quiet"]
@@ -64,3 +65,17 @@ def test_a_requeued_slurm_task_takes_over_its_own_lock(cli, tmp_path, monkeypatc
     r = cli("palindrome", "--model", "rnn", "--length", "4", "--epochs", "1", *TINY, "--out", tmp_path)
     assert r.code == 0, r.err
     assert (run / "result.json").exists() and not (run / ".lstmgan.lock").exists()
+
+
+def test_interpolate_does_not_write_into_a_run_another_command_is_writing(cli, tmp_path):
+    from test_readers import gan_folder
+
+    from lstmgan.gan.models import Generator
+
+    run = gan_folder(tmp_path, {"epoch": 3, "generator": Generator(GanConfig().latent_dim).state_dict()})
+    (run / ".lstmgan.lock").write_text(json.dumps({"host": "node-0042", "pid": 4242, "slurm_job_id": None,
+                                                   "slurm_array_task": None, "started": "2026-01-01T00:00:00"}))
+    before = snapshot(tmp_path)
+    r = cli("interpolate", run, "--device", "cpu", "--wandb", "disabled")
+    assert r.code == 2 and "being written by another command (PID 4242 on node-0042" in r.err, r.err
+    assert snapshot(tmp_path) == before
