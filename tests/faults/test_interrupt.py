@@ -48,3 +48,36 @@ def test_a_signal_stops_a_parallel_sweep_and_a_rerun_resumes_it(cli, tmp_path, s
     assert len(names) == 6
     for name in names:
         assert metrics_without_times(sweep / name) == metrics_without_times(whole / name), name
+
+
+STUDY = """
+sweep: {name: palindrome, lengths: [6], models: [rnn, lstm], seeds: [0, 1, 2], epochs: 8, hidden: 16, samples: 1000}
+ablation: {lengths: [3], models: [rnn], seeds: [0], inits: [pytorch], encodings: [onehot], epochs: 2, hidden: 16,
+           samples: 200}
+gan: {dataset: mnist, epochs: 1, batch_size: 32, eval_every: 1, eval_samples: 100, log_every: 4, sample_every: 8}
+interpolation_pairs: 0
+"""
+
+
+@pytest.mark.timeout(240)
+def test_ctrl_c_stops_a_study_before_its_gan_run_and_a_rerun_completes_it(cli, tmp_path):
+    from idx import make_tiny_mnist
+
+    make_tiny_mnist(tmp_path / "data", n_train=256, n_test=128)
+    (tmp_path / "study.yaml").write_text(STUDY)
+    args = ["study", "--config", tmp_path / "study.yaml", "--data-dir", tmp_path / "data", "--out", tmp_path / "runs",
+            "--wandb", "disabled", "--device", "cpu", "--quiet"]
+    sweep = tmp_path / "runs" / "palindrome"
+    proc = lstmgan(*args, "--jobs", "2")
+    wait_for(lambda: checkpointed(sweep), "a first checkpoint")
+    workers = children(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert workers and wait_for(lambda: not [p for p in workers if alive(p)], "the workers to exit", timeout=20)
+    assert not (tmp_path / "runs" / "gan").exists(), "the GAN run started after Ctrl-C"
+    assert len([p for p in sweep.iterdir() if p.is_dir()]) <= 2
+
+    rerun = cli(*args, "--jobs", "1")
+    assert rerun.code == 0, rerun.err
+    assert len(list(sweep.glob("*/result.json"))) == 6 and list((tmp_path / "runs" / "gan").glob("*/result.json"))
