@@ -20,6 +20,5 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     return cut + " …"
 
 
-class Interrupted(KeyboardInterrupt):
-    """A run stopped because Ctrl-C/SIGTERM asked it to (its last checkpoint is valid; a rerun resumes).
-    A KeyboardInterrupt, so the CLI's handler prints one line and exits 130."""
+class StopRequested(Exception):
+    """The run was asked to stop (a SLURM signal, Ctrl-C) and has written a checkpoint to resume from."""

@@ -27,11 +27,16 @@ import torch
 
 from lstmgan.config import TrackingConfig, to_dict
 from lstmgan.environment import describe
-from lstmgan.errors import Interrupted, UserError, first_line
+from lstmgan.errors import StopRequested, UserError, first_line
 from lstmgan.rundir import TASK, RunDir, RunLock, State, load_checkpoint, prepare, with_path, write_json_atomic
 from lstmgan.tracking import Tracker
 
 log = logging.getLogger(__name__)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped because Ctrl-C/SIGTERM asked it to (its last checkpoint is valid; a rerun resumes).
+    A KeyboardInterrupt, so the CLI's handler prints one line and exits 130."""
 
 
 class Progress(Protocol):
@@ -124,8 +129,11 @@ class Job:
                      resume_at=resume_at) as tracker:
             run = Run(run_dir, tracker, device, checkpoint, progress or log_progress(self.label),
                       stop_requested=stop_requested)
-            result = self.experiment(self.config, run)
-            if stop_requested():  # stopped early at a checkpoint: not finished, a rerun resumes
+            try:
+                result = self.experiment(self.config, run)
+            except StopRequested:  # the trainer checkpointed and stopped as asked
+                raise Interrupted() from None
+            if stop_requested():  # a trainer that returned early at a checkpoint: not finished, a rerun resumes
                 raise Interrupted()
             result = {**result, "device": str(device), "wall_time_s": time.time() - started,
                       "resumed": checkpoint is not None, "env": describe(device)}
