@@ -308,8 +308,16 @@ def _follow(pool: concurrent.futures.ProcessPoolExecutor, futures: dict[Any, int
         raise KeyboardInterrupt
 
 
+def _workers(pool: concurrent.futures.ProcessPoolExecutor) -> list[Any]:
+    """The pool's worker processes (a private attribute, but the only handle on them)."""
+    try:
+        return list((pool._processes or {}).values())
+    except RuntimeError:  # changed size while read (a worker just exited): good enough to try again
+        return list((pool._processes or {}).values())
+
+
 def _signal_workers(pool: concurrent.futures.ProcessPoolExecutor, sig: int) -> None:
-    for process in list((pool._processes or {}).values()):  # private, but the only handle on the workers
+    for process in _workers(pool):
         if process.pid is not None and process.exitcode is None:
             try:
                 os.kill(process.pid, sig)
@@ -320,9 +328,9 @@ def _signal_workers(pool: concurrent.futures.ProcessPoolExecutor, sig: int) -> N
 def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor, signals: list[int]) -> None:
     """On an error or a second Ctrl-C: cancel the queue, ask the running runs to stop, and wait for them
     (or kill them after a second signal) so no worker outlives this command."""
-    pool.shutdown(wait=False, cancel_futures=True)
+    processes = _workers(pool)  # before shutdown(), which forgets them
     _signal_workers(pool, signal.SIGINT)
-    processes = list((pool._processes or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
     deadline = time.monotonic() + 60
     for process in processes:
         while process.is_alive() and time.monotonic() < deadline and len(signals) < 2:

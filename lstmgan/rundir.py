@@ -183,12 +183,11 @@ class RunDir:
         palindrome result must hold its accuracy as a number and epoch_to_99 as a number or null, so that
         summaries can average them."""
         result, _ = self.result_or_reason()
-        if result is not None and "latent_dim" not in (self.config_or_reason()[0] or {}):
-            palindrome = "model" in (self.config_or_reason()[0] or {})
-            if palindrome and not (is_number(result.get("final_val_acc"))
-                                   and (result.get("epoch_to_99") is None or is_number(result["epoch_to_99"]))):
-                return None
-        return result
+        if result is None or "model" not in (self.config_or_reason()[0] or {}):
+            return result  # unfinished, damaged, or a GAN run (readers check the keys they use)
+        usable = is_number(result.get("final_val_acc")) and \
+            (result.get("epoch_to_99") is None or is_number(result["epoch_to_99"]))
+        return result if usable else None
 
     def result_or_reason(self, numbers: tuple[str, ...] = ()) -> tuple[dict[str, Any] | None, str]:
         """(result, "") for a finished run; (None, why) otherwise: "not finished", or what is damaged. A
