@@ -96,3 +96,37 @@ def test_temp_files_a_killed_writer_left_are_removed_when_the_run_starts_again(c
     theirs.write_text("x")
     assert cli(*args, "--epochs", "1").code == 0
     assert not any(p.exists() for p in debris) and theirs.exists()
+
+
+def test_sample_and_report_on_a_full_disk_leave_nothing_behind_and_work_once_there_is_space(cli, small_disk,
+                                                                                            tmp_path):
+    from test_readers import gan_folder
+
+    from lstmgan.config import GanConfig
+    from lstmgan.gan.models import Generator
+
+    run = gan_folder(tmp_path, {"epoch": 3, "generator": Generator(GanConfig().latent_dim).state_dict()})
+    sweep = small_disk / "palindrome"
+    assert cli("sweep", "--lengths", "3", "--models", "rnn", "--seeds", "0", "--epochs", "1", *TINY, "--quiet",
+               "--out", small_disk).code == 0
+    (sweep / "summary.md").unlink()
+    filler = small_disk / "filler"
+    fill(filler)
+    before = {p: p.read_bytes() for p in small_disk.rglob("*") if p.is_file() and p != filler}
+
+    out = small_disk / "samples.npy"
+    for args in (("sample", run, "--n", "500", "--device", "cpu", "--out", out),
+                 ("report", sweep, "--wandb", "disabled")):
+        try:
+            r = cli(*args)
+        except OSError as e:  # this branch's main() lets it through (the cli branch maps it to exit 3)
+            assert e.errno == errno.ENOSPC and str(small_disk) in str(e.filename), e
+        else:
+            assert r.code == 3 and len(r.err.strip().splitlines()) == 1 and "No space left" in r.err, r.err
+            assert str(small_disk) in r.err, r.err
+        assert {p: p.read_bytes() for p in small_disk.rglob("*") if p.is_file() and p != filler} == before
+        assert temps(small_disk) == [], "a failed write left its temp file"
+
+    filler.unlink()
+    assert cli("sample", run, "--n", "500", "--device", "cpu", "--out", out).code == 0 and out.exists()
+    assert cli("report", sweep, "--wandb", "disabled").code == 0 and (sweep / "report.md").exists()
