@@ -18,11 +18,14 @@ from typing import Any
 
 import yaml
 
-from lstmgan.rundir import RunDir, write_text_atomic
+from lstmgan.errors import UserError
+from lstmgan.rundir import RunDir, rows_with, write_text_atomic
 from lstmgan.study import ABLATION, GAN
 from lstmgan.sweep import RunRecord, Row, cell, load_runs, mean_std_text, series, summarise
 
 CHANCE = 0.1  # ten digits
+# What a GAN evaluation row must hold as numbers for the report to use it.
+GAN_EVAL_NUMBERS = ("epoch", "fid", "fid_floor", "mean_max_prob")
 
 
 # --- blocks ----------------------------------------------------------------------------------------
@@ -195,8 +198,8 @@ def part_gan(report: Report, gan_root: Path, figures: Path) -> None:
     run = RunDir(runs[0])
     result = run.result()
     metrics = run.metrics()
-    cfg = run.stored_config() or {}
-    reached = max((m.get("epoch", 0) for m in metrics), default=0)
+    cfg = run.config_or_reason()[0] or {}
+    reached = max((m["epoch"] for m in rows_with(metrics, ("epoch",))), default=0)
     state = "finished" if result else f"unfinished (reached epoch {reached} of {cfg.get('epochs')})"
     report.p(f"Run {run.path.name}: {cfg.get('dataset')}, {cfg.get('epochs')} epochs, batch {cfg.get('batch_size')}, "
              f"Adam lr {cfg.get('lr')}, latent {cfg.get('latent_dim')} — {state}.")
@@ -208,7 +211,7 @@ def part_gan(report: Report, gan_root: Path, figures: Path) -> None:
         report.image(path, f"Samples at the {when} of training ({path.stem}), one fixed z for all grids")
     if (run.path / "losses.png").exists():
         report.image(run.path / "losses.png", "Losses and discriminator outputs over training")
-    evals = [m for m in metrics if "fid" in m]
+    evals = [m for m in rows_with(metrics, GAN_EVAL_NUMBERS) if isinstance(m.get("class_histogram"), list)]
     if evals:
         last = evals[-1]
         report.table(["epoch", "classifier-FID", "real-vs-real floor", "mean max-prob"],
@@ -241,7 +244,7 @@ def strip_rule(png: Path) -> str:
 
 
 def header(report: Report, all_runs: list[Path]) -> None:
-    envs = [r["env"] for r in (RunDir(p).result() for p in all_runs) if r and "env" in r]
+    envs = [r["env"] for r in (RunDir(p).result() for p in all_runs) if r and isinstance(r.get("env"), dict)]
     report.h(1, f"Study report — {report.folder.name}")
     report.p(f"Rebuilt from {len(all_runs)} run folders under {report.folder}; "
              f"{len(envs)} finished runs recorded their environment.")
@@ -255,7 +258,7 @@ def header(report: Report, all_runs: list[Path]) -> None:
 def config_section(report: Report, groups: dict[str, list[Path]]) -> None:
     report.h(2, "Configurations")
     for name, runs in groups.items():
-        configs = [RunDir(p).stored_config() or {} for p in runs]
+        configs = [RunDir(p).config_or_reason()[0] or {} for p in runs]
         if not configs:
             continue
         keys = sorted({k for c in configs for k in c})
@@ -269,15 +272,24 @@ def config_section(report: Report, groups: dict[str, list[Path]]) -> None:
 
 
 def build_report(folder: Path, tracking_mode: str = "disabled") -> tuple[Path, Path]:
-    """Write report.md and report.html (+ figures/) for the study in `folder`; return both paths."""
+    """Write report.md and report.html (+ figures/) for the study in `folder`; return both paths.
+    `folder` is a study or sweep folder, never a single run's (a report must not write into a run).
+    Logs to W&B only when asked (tracking_mode other than "disabled")."""
+    if (folder / "config.yaml").exists() or (folder / "checkpoint.pt").exists():
+        raise UserError(f"{folder} is a run folder; give the study or sweep folder that holds it, e.g. "
+                        f"{folder.parent}")
     figures = folder / "figures"
+    skipped: list[tuple[Path, str]] = []
     # The sweep: any folder of palindrome runs beside ablation/ and gan/ (or `folder` itself, a plain sweep).
-    sweep_records = load_runs(folder) + [r for d in sorted(folder.iterdir()) if d.is_dir() and d.name not in
-                                         (ABLATION, GAN) for r in load_runs(d)]
-    ablation_records = load_runs(folder / ABLATION)
+    sweep_records = load_runs(folder, skipped) + [r for d in sorted(folder.iterdir()) if d.is_dir() and
+                                                     d.name not in (ABLATION, GAN) for r in load_runs(d, skipped)]
+    ablation_records = load_runs(folder / ABLATION, skipped)
     report = Report(folder)
     gan_runs = sorted(p.parent for p in (folder / GAN).glob("*/config.yaml"))
     header(report, [r.path for r in sweep_records + ablation_records] + gan_runs)
+    if skipped:
+        report.p(f"Skipped {len(skipped)} damaged run(s): " + "; ".join(
+            f"{path.relative_to(folder)} ({why})" for path, why in skipped) + ".")
     part_sweep(report, sweep_records, figures)
     part_ablation(report, ablation_records, figures)
     part_gan(report, folder / GAN, figures)

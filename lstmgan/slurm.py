@@ -1,9 +1,18 @@
 """SLURM through submitit: cluster profiles, submitting a sweep as one job array, and reading it back.
 
 A submission writes nothing but `<sweep>/submitit/` (submitit's pickles, sbatch scripts and logs) and
-`<sweep>/slurm.json` (job ids, run folder per task, the profile used), so `lstmgan status`, `collect` and
-`--wait` work from any later shell. The jobs are the same `Job` objects a local run uses; `RunJob` makes them
-checkpointable, so a timed-out or preempted task is requeued and resumes from its run folder.
+`<sweep>/slurm.json` (job ids, the run folders of each task, the profile used), so `lstmgan status`,
+`collect` and `--wait` work from any later shell. The jobs are the same `Job` objects a local run uses;
+`RunJob` makes them checkpointable, so a timed-out or preempted task is requeued and resumes its run folders.
+
+Runs share a task (`runs_per_task`): on a GPU node a tiny palindrome run is seconds of work next to the
+container start, interpreter start and CUDA initialisation of a task of its own, so by default a GPU
+profile packs all runs into at most `max_tasks` tasks, trained one after another (each still in its own
+run folder, with its own checkpoint and W&B run). A CPU profile keeps one run per task: CPU tasks are cheap
+to schedule, each run uses one core, and packing would only serialise them.
+
+Nothing here unpickles: outcomes come from sacct and from `<run>/task.json`, which each task writes itself,
+and error lines from the task's log (submitit's `*_result.pkl` in a shared folder could hold any code).
 
 Every check (sbatch present, profile valid, request satisfiable via `sbatch --test-only`, no sweep still
 queued in the folder) happens before anything is written or queued.
@@ -12,6 +21,8 @@ queued in the folder) happens before anything is written or queued.
 from __future__ import annotations
 
 import json
+import math
+import re
 import shlex
 import shutil
 import subprocess
@@ -23,13 +34,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from submitit.core.utils import FailedJobError, FailedSubmissionError, pickle_load
+from submitit.core.utils import FailedJobError, FailedSubmissionError
 from submitit.slurm.slurm import SlurmExecutor, SlurmJob
 
+from lstmgan import submitit_adapter
 from lstmgan.config import TrackingConfig, apply, load_yaml, to_dict
-from lstmgan.errors import UserError
+from lstmgan.errors import UserError, first_line
 from lstmgan.launch import Job, run_submitit
-from lstmgan.rundir import RunDir, write_json_atomic
+from lstmgan.rundir import TASK, RunDir, write_json_atomic
 
 RECORD = "slurm.json"
 SUBMITIT = "submitit"
@@ -67,12 +79,15 @@ class ClusterProfile:
     constraint: str | None = None  # node features, e.g. "a100|h100"
     array_parallelism: int = 32  # array tasks running at once
     max_requeues: int = 3  # requeues after a timeout (submitit's max_num_timeout); preemptions do not count
+    runs_per_task: int = 0  # runs trained one after another in one task; 0 = auto (GPU: ≤ max_tasks tasks; CPU: 1)
+    max_tasks: int = 8  # with runs_per_task 0 on a GPU profile: the runs are spread over at most this many tasks
     sbatch: list[str] = field(default_factory=list)  # extra #SBATCH options, e.g. "--mail-type=END", "--exclusive"
     setup: list[str] = field(default_factory=list)  # shell lines before the task, e.g. "module load cuda/12.4"
     container: Container = field(default_factory=Container)
 
     def validate(self) -> None:
-        for key, low in (("time", 1), ("cpus", 1), ("gpus", 0), ("array_parallelism", 1), ("max_requeues", 0)):
+        for key, low in (("time", 1), ("cpus", 1), ("gpus", 0), ("array_parallelism", 1), ("max_requeues", 0),
+                         ("runs_per_task", 0), ("max_tasks", 1)):
             if getattr(self, key) < low:
                 raise UserError(f"cluster profile: {key} must be at least {low}, got {getattr(self, key)}")
         if self.mem is not None and not self.mem > 0:
@@ -152,19 +167,47 @@ def make_executor(folder: Path, profile: ClusterProfile, name: str, *, preview: 
               "setup": list(profile.setup) or None, "srun_args": srun_args or None,
               "additional_parameters": sbatch_options(profile.sbatch) or None}
     # generic names (timeout_min, mem_gb, …) → sbatch's, with submitit's own unit conversion
-    executor.update_parameters(**executor._convert_parameters({k: v for k, v in params.items() if v is not None}))
+    params = {k: v for k, v in params.items() if v is not None}
+    executor.update_parameters(**submitit_adapter.convert_parameters(executor, params))
     return executor
 
 
 def sbatch_script(executor: SlurmExecutor, tasks: int) -> str:
     """The sbatch script submitit writes for `tasks` array tasks (a single job when tasks == 1)."""
-    saved = dict(executor.parameters)
-    if tasks > 1:
-        executor.parameters["map_count"] = tasks  # what submitit sets on its array copy of the executor
-    try:
-        return executor._make_submission_file_text(executor._submitit_command_str, "preview")
-    finally:
-        executor.parameters = saved
+    return submitit_adapter.submission_script(executor, tasks)
+
+
+def plan_tasks(jobs: Sequence[Job], profile: ClusterProfile) -> list[list[Job]]:
+    """The runs of each array task. Round-robin over the jobs in their order (longest first, when the
+    caller sorted them), so the tasks get similar work; each task trains its runs in sequence."""
+    n = len(jobs)
+    if n == 0:
+        return []
+    per = profile.runs_per_task or (math.ceil(n / profile.max_tasks) if profile.gpus else 1)
+    tasks = math.ceil(n / per)
+    return [list(jobs[i::tasks]) for i in range(tasks)]
+
+
+def preview(jobs: Sequence[Job], sweep_dir: Path, profile: ClusterProfile, source: str) -> str:
+    """What --dry-run prints: the tasks, the runs of each, and the sbatch script. Writes nothing."""
+    executor = make_executor(sweep_dir / SUBMITIT, profile, f"lstmgan-{sweep_dir.name}", preview=True)
+    tasks = plan_tasks(jobs, profile)
+    lines = [f"# {len(tasks)} task(s) for {len(jobs)} run(s) from profile {source}; submitit folder "
+             f"{executor.folder}; nothing was submitted"]
+    for i, task in enumerate(tasks):
+        lines.append(f"#   task {i}: " + ", ".join(str(job.run_dir) for job in task))
+    warning = gpu_warning(jobs, profile)
+    if warning:
+        lines.append(f"# warning: {warning}")
+    return "\n".join(lines) + "\n" + sbatch_script(executor, len(tasks))
+
+
+def gpu_warning(jobs: Sequence[Job], profile: ClusterProfile) -> str | None:
+    """A GAN run on a CPU node takes hours: say so when the profile requests no GPU."""
+    if profile.gpus or not any(hasattr(job.config, "latent_dim") for job in jobs):
+        return None
+    return ("the cluster profile requests no GPU: a GAN run on a CPU node takes hours; add --gpus 1 "
+            "or use a GPU profile such as example-gpu")
 
 
 # --- submitting ------------------------------------------------------------------------------------------
@@ -206,18 +249,24 @@ def submit(jobs: Sequence[Job], sweep_dir: Path, profile: ClusterProfile, source
     refuse_if_active(sweep_dir)
     folder = sweep_dir / SUBMITIT
     executor = make_executor(folder, profile, f"lstmgan-{sweep_dir.name}")
-    check_request(sbatch_script(executor, len(jobs)), profile)
     jobs = [replace(job, tracking=offline_tracking(job.tracking)) for job in jobs]
+    tasks = plan_tasks(jobs, profile)
+    check_request(sbatch_script(executor, len(tasks)), profile)
     fresh = not folder.exists()
     try:
-        outcomes = run_submitit(jobs, executor, wait=False)
+        # one Job per task when each task has one run (a requeue pickles exactly what it runs)
+        outcomes = run_submitit([t if len(t) > 1 else t[0] for t in tasks], executor)
     except (FailedJobError, FailedSubmissionError) as e:
         if fresh:  # leave no pickles of a submission that never reached the queue
             shutil.rmtree(folder, ignore_errors=True)
         raise UserError(f"sbatch failed: {_sbatch_error(str(e))}") from None
+    job_ids: dict[str, list[str]] = {}
+    for o in outcomes:
+        job_ids.setdefault(o.submitit_job.job_id, []).append(o.job.run_dir.name)
     record = {
         "job_id": outcomes[0].submitit_job.job_id.split("_")[0],
-        "tasks": [{"job_id": o.submitit_job.job_id, "run_dir": o.job.run_dir.name} for o in outcomes],
+        "tasks": [{"job_id": jid, "runs": runs} for jid, runs in job_ids.items()],
+        "runs_per_task": max(len(runs) for runs in job_ids.values()),
         "submitit_folder": SUBMITIT,
         "profile": to_dict(profile),
         "profile_source": source,
@@ -232,9 +281,13 @@ def load_record(sweep_dir: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except ValueError:
-        raise UserError(f"{path} is corrupt; delete it (the runs stay) to submit into {sweep_dir} again") from None
+        record = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        record = None
+    if not isinstance(record, dict) or not isinstance(record.get("job_id"), str) \
+            or not isinstance(record.get("tasks"), list):
+        raise UserError(f"{path} is corrupt; delete it (the runs stay) to submit into {sweep_dir} again")
+    return record
 
 
 def refuse_if_active(sweep_dir: Path) -> None:
@@ -264,68 +317,92 @@ class TaskStatus:
     error: str = ""
 
 
+def task_runs(task: dict[str, Any]) -> list[str]:
+    """The run folders of one task of slurm.json (records before runs_per_task had one "run_dir")."""
+    runs = task.get("runs")
+    if isinstance(runs, list):
+        return [str(r) for r in runs]
+    return [str(task["run_dir"])] if "run_dir" in task else []
+
+
 def task_statuses(sweep_dir: Path, record: dict[str, Any] | None = None) -> list[TaskStatus]:
-    """One status per task of the sweep's SLURM submission, or per run folder of a local sweep."""
+    """One status per run of the sweep's SLURM submission (with its task's SLURM id, state and log), or
+    per run folder of a local sweep. Never unpickles anything: see the module's docstring."""
     record = record if record is not None else load_record(sweep_dir)
     if record is None:
         return [_local_status(p.parent) for p in sorted(sweep_dir.glob("*/config.yaml"))]
-    folder = sweep_dir / record["submitit_folder"]
-    jobs = [SlurmJob(folder, t["job_id"]) for t in record["tasks"]]
-    states = _sacct_states([job.job_id for job in jobs])
+    folder = sweep_dir / str(record.get("submitit_folder", SUBMITIT))
+    tasks = [t for t in record.get("tasks", []) if isinstance(t, dict) and "job_id" in t]
+    states = _sacct_states([str(t["job_id"]) for t in tasks])
     out = []
-    for task, job in zip(record["tasks"], jobs):
-        status = _local_status(sweep_dir / task["run_dir"])
-        status.job_id = job.job_id
-        status.log = str(job.paths.stderr.relative_to(sweep_dir.absolute()))  # short: the table names the sweep
-        status.state = states.get(job.job_id, "UNKNOWN")
-        done = status.state == "COMPLETED" and RunDir(status.run_dir).result() is not None
-        status.outcome = "done" if done else "failed" if status.state in FINAL_STATES else "active"
-        if status.outcome == "failed":
-            status.error = _task_error(job) or status.state
-        out.append(status)
+    for task in tasks:
+        job = SlurmJob(folder, str(task["job_id"]))  # only for its log paths; nothing is read from it
+        for name in task_runs(task):
+            status = _local_status(sweep_dir / name)
+            status.job_id = job.job_id
+            status.log = str(job.paths.stderr.relative_to(sweep_dir.absolute()))  # short: the table names the sweep
+            status.state = states.get(job.job_id, "UNKNOWN")
+            finished = RunDir(status.run_dir).result() is not None
+            # with several runs per task, a run is done as soon as its result is written
+            status.outcome = "done" if finished else "failed" if status.state in FINAL_STATES else "active"
+            if status.outcome == "failed":
+                status.error = _task_error(status.run_dir, job.paths.stderr) or status.state
+            out.append(status)
     return out
 
 
 def _local_status(path: Path) -> TaskStatus:
     run = RunDir(path)
     rows = run.metrics()
-    status = TaskStatus(path, epoch=max((r["epoch"] for r in rows if "epoch" in r), default=None))
-    acc = [r["val_acc"] for r in rows if "val_acc" in r]
-    fid = [r["fid"] for r in rows if r.get("fid") is not None]
+    epochs = [r["epoch"] for r in rows if isinstance(r.get("epoch"), int)]
+    status = TaskStatus(path, epoch=max(epochs, default=None))
+    acc = [r["val_acc"] for r in rows if isinstance(r.get("val_acc"), (int, float))]
+    fid = [r["fid"] for r in rows if isinstance(r.get("fid"), (int, float))]
     status.last_metric = f"val acc {100 * acc[-1]:.1f} %" if acc else f"FID {fid[-1]:.2f}" if fid else "–"
-    if run.result() is not None:
+    result, why = run.result_or_reason()
+    if result is not None:
         status.state, status.outcome = "done", "done"
     else:
         status.state = "incomplete" if rows or run.checkpoint_file.exists() else "not started"
+        if why != "not finished":
+            status.state, status.error = "damaged", why
     return status
 
 
 def _sacct_states(job_ids: list[str]) -> dict[str, str]:
-    """job id → state, one sacct call for the whole array (via submitit's parser of sacct's output)."""
+    """job id → state, one sacct call for the whole array (parsed by submitit's reader, via the adapter)."""
     if not job_ids or shutil.which("sacct") is None:
         return {}
-    watcher = SlurmJob.watcher
     try:
         proc = subprocess.run(["sacct", "-o", "JobID,State", "--parsable2", "-j", job_ids[0].split("_")[0]],
                               capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired:
+    except (OSError, subprocess.TimeoutExpired):
         return {}
-    info = watcher.read_info(proc.stdout) if proc.returncode == 0 else {}
+    info = submitit_adapter.parse_sacct(proc.stdout) if proc.returncode == 0 else {}
     # "CANCELLED by 0" → "CANCELLED"; a single job (no array) is listed under its plain id.
     return {jid: info[jid]["State"].split()[0] for jid in job_ids if jid in info}
 
 
-def _task_error(job: SlurmJob) -> str:
-    """The last line of the exception a failed task pickled, if it got that far."""
-    path = job.paths.result_pickle
-    if not path.exists():
-        return ""
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b:?")
+
+
+def _task_error(run_dir: Path, log: Path) -> str:
+    """Why a run of a failed task failed: the line its task wrote into <run>/task.json, else the last
+    exception line of the task's log (plain text). Never submitit's result pickle."""
     try:
-        outcome, value = pickle_load(path)
-    except Exception:  # noqa: BLE001 - a torn pickle: the log has the details
+        note = json.loads((run_dir / TASK).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        note = None
+    if isinstance(note, dict) and note.get("outcome") == "failed" and isinstance(note.get("error"), str):
+        return note["error"]
+    try:
+        lines = log.read_bytes()[-65536:].decode("utf-8", errors="replace").splitlines()
+    except OSError:
         return ""
-    lines = str(value).strip().splitlines() if outcome == "error" else []
-    return lines[-1] if lines else ""
+    for line in reversed(lines):
+        if EXCEPTION_LINE.match(line.strip()):
+            return first_line(Exception(line.strip()))
+    return ""
 
 
 def wait(sweep_dir: Path, record: dict[str, Any], report: Callable[[list[TaskStatus]], None],

@@ -12,7 +12,6 @@ import csv
 import dataclasses
 import io
 import json
-import math
 import re
 import statistics
 from collections.abc import Callable, Sequence
@@ -24,7 +23,7 @@ from lstmgan.config import PalindromeConfig, SweepConfig, TrackingConfig, from_d
 from lstmgan.errors import UserError
 from lstmgan.launch import Job
 from lstmgan.palindrome.train import run_palindrome
-from lstmgan.rundir import RunDir, write_text_atomic
+from lstmgan.rundir import RunDir, is_number, rows_with, write_text_atomic
 from lstmgan.tracking import group_id
 
 # Settings that never count as varied: the sweep's own axes (rows and run names show them already) and
@@ -135,54 +134,40 @@ def cell(value: Any) -> str:
     return json.dumps(value) if isinstance(value, bool) else str(value)
 
 
-def load_runs(sweep_dir: Path, skipped: list[str] | None = None) -> list[RunRecord]:
+# The numbers a metrics row needs for the curves.
+CURVE_NUMBERS = ("epoch", "train_acc", "val_acc", "train_loss", "val_loss")
+
+
+def load_runs(sweep_dir: Path, skipped: list[tuple[Path, str]] | None = None) -> list[RunRecord]:
     """Every palindrome run directory under sweep_dir that has a config, finished or not. Folders of another
-    kind (a GAN run beside the sweep) are passed over; damaged ones too, with the reason appended to
-    `skipped` when given. Folders written before config.yaml recorded its `kind` are recognised by parsing."""
-    notes: list[str] = [] if skipped is None else skipped
+    kind (a GAN run beside the sweep) are passed over; damaged ones too, with (folder, reason) appended to
+    `skipped` when given: readers list them and go on. A result.json that cannot be summarised counts as
+    unfinished; metrics rows without the plotted numbers are left out. Folders written before config.yaml
+    recorded its `kind` are recognised by parsing."""
+    notes: list[tuple[Path, str]] = [] if skipped is None else skipped
     records = []
     for config_file in sorted(sweep_dir.glob("*/config.yaml")):
         run = RunDir(config_file.parent)
-        try:
-            stored = run.stored_config()
-        except UserError as e:
-            notes.append(f"{run.path.name}: {e}")
+        stored, why = run.config_or_reason()
+        if stored is None:
+            notes.append((run.path, why))
             continue
-        kind = run_kind(stored or {})
-        if stored is None or kind not in (None, "palindrome"):
+        kind = run_kind(stored)
+        if kind not in (None, "palindrome"):
             continue
         try:
             cfg = from_dict(PalindromeConfig, stored, str(config_file))
         except UserError as e:
             if kind is not None:  # declared a palindrome run, yet unreadable: say so
-                notes.append(f"{run.path.name}: {e}")
+                notes.append((run.path, str(e)))
             continue  # no `kind` (an older folder): most likely another experiment's run, passed over as before
-        result = run.result()
-        if result is not None and not _valid_result(result):
-            notes.append(f"{run.path.name}: result.json lacks a numeric final_val_acc; counted as unfinished")
-            result = None
-        records.append(RunRecord(cfg, run.path, [m for m in run.metrics() if _valid_row(m)], result))
+        result, why = run.result_or_reason(("final_val_acc",))
+        if result is None and why != "not finished":
+            notes.append((run.path, f"{why}; counted as unfinished"))
+        elif result is not None and not (result.get("epoch_to_99") is None or is_number(result["epoch_to_99"])):
+            result = {**result, "epoch_to_99": None}  # "never reached 99 %" as far as a summary can tell
+        records.append(RunRecord(cfg, run.path, rows_with(run.metrics(), CURVE_NUMBERS), result))
     return records
-
-
-def _valid_row(row: Any) -> bool:
-    """A metrics row the figures can draw: an integer epoch and the four curves' numbers."""
-    if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
-        return False
-    return all(_number(row.get(k)) for k in ("train_acc", "val_acc", "train_loss", "val_loss"))
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _valid_result(result: Any) -> bool:
-    """What the summary reads from result.json: a final accuracy and the first epoch at 99 % (or null)."""
-    if not isinstance(result, dict):
-        return False
-    epoch = result.get("epoch_to_99")
-    return _number(result.get("final_val_acc")) and (epoch is None or (isinstance(epoch, int)
-                                                                        and not isinstance(epoch, bool)))
 
 
 def varied_keys(records: Sequence[RunRecord]) -> list[str]:

@@ -19,11 +19,15 @@ from submitit.slurm.slurm import SlurmJob
 
 from conftest import TINY
 from test_resume import metrics_without_times
-from lstmgan.slurm import task_statuses
+from lstmgan.config import SweepConfig, TrackingConfig
+from lstmgan.slurm import load_profile, plan_tasks, preview, task_runs, task_statuses
+from lstmgan.sweep import make_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_SCRIPT = ROOT / "tests" / "slurm" / "local-cluster.sh"
 LOCAL = ROOT / "jobs" / "clusters" / "local.yaml"
+GPU = next(p for p in (ROOT / "lstmgan" / "jobs" / "clusters" / "example-gpu.yaml",
+                       ROOT / "jobs" / "clusters" / "example-gpu.yaml") if p.exists())
 SECRET = "wandb-secret-4f1d9c2e7a"
 # A tiny sweep: 2 tasks of 2 epochs each.
 SWEEP = ["sweep", "--lengths", "3", "--models", "rnn", "lstm", "--seeds", "0", "--epochs", "2", *TINY, "--quiet"]
@@ -157,6 +161,77 @@ def test_slurm_flags_without_slurm_are_refused(cli, tmp_path):
     assert r.code == 2 and "--mem, --wait only apply to SLURM submissions; add --slurm" in r.err, r.err
 
 
+def forty_runs(out: Path):
+    sweep = SweepConfig(lengths=[5, 10, 15, 20], models=["rnn", "lstm"], seeds=[0, 1, 2, 3, 4])
+    return make_jobs(sweep, out, TrackingConfig(mode="disabled"), force=False)
+
+
+@pytest.mark.timeout(60)
+def test_a_gpu_profile_packs_the_default_sweep_into_at_most_8_tasks(tmp_path):
+    jobs = forty_runs(tmp_path)
+    profile = load_profile(GPU, {})
+    tasks = plan_tasks(jobs, profile)
+    assert len(tasks) <= 8 and sorted(j.run_dir for t in tasks for j in t) == sorted(j.run_dir for j in jobs)
+    assert max(map(len, tasks)) - min(map(len, tasks)) <= 1, "tasks of unequal size"
+    text = preview(jobs, tmp_path / "palindrome", profile, str(GPU))
+    assert text.startswith(f"# {len(tasks)} task(s) for 40 run(s)"), text
+    assert f"#SBATCH --array=0-{len(tasks) - 1}%" in text
+    for i, task in enumerate(tasks):
+        assert f"#   task {i}: " + ", ".join(str(j.run_dir) for j in task) in text
+    assert not (tmp_path / "palindrome").exists(), "a preview wrote files"
+    # a CPU profile: one run per task; an explicit setting wins over both defaults
+    assert len(plan_tasks(jobs, load_profile(LOCAL, {}))) == 40
+    three = plan_tasks(jobs, load_profile(GPU, {"runs_per_task": 3}))
+    assert len(three) == 14 and max(map(len, three)) == 3
+    with pytest.raises(Exception, match="runs_per_task must be at least 0"):
+        load_profile(GPU, {"runs_per_task": -1})
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.xfail(reason="needs cli.run_on_slurm to print slurm.preview(...) (cli branch); remove after the merge",
+                   strict=False)
+def test_dry_run_of_the_default_sweep_on_a_gpu_profile_prints_at_most_8_tasks(cli, tmp_path):
+    r = cli("sweep", "--lengths", "5", "10", "15", "20", "--seeds", "0", "1", "2", "3", "4", "--wandb", "disabled",
+            "--out", tmp_path / "runs", "--slurm", "--cluster", GPU, "--dry-run")
+    assert r.code == 0, r.err
+    header = r.out.splitlines()[0]
+    assert header.startswith("# ") and int(header.split()[1]) <= 8, header
+    assert sum(line.count("-s") for line in r.out.splitlines() if line.startswith("#   task ")) == 40
+    assert not (tmp_path / "runs").exists()
+
+
+def test_status_never_unpickles_a_planted_result_file(cli, tmp_path):
+    """A *_result.pkl planted in a shared sweep folder would run code in whoever unpickles it."""
+    sweep = tmp_path / "palindrome"
+    run = sweep / "rnn-L3-s0"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("model: rnn\nlength: 3\n")
+    (run / "task.json").write_text(json.dumps({"outcome": "failed", "error": "RuntimeError: boom"}))
+    submitit = sweep / "submitit"
+    submitit.mkdir()
+    witness = tmp_path / "pwned"
+    for name in ("4242_0_0_result.pkl", "4242_0_result.pkl"):
+        (submitit / name).write_bytes(pickle_that_creates(witness))
+    (sweep / "slurm.json").write_text(json.dumps({"job_id": "4242", "submitit_folder": "submitit",
+                                                  "tasks": [{"job_id": "4242_0", "runs": ["rnn-L3-s0"]}]}))
+    r = cli("status", sweep)
+    assert r.code == 0 and "4242_0" in r.out, r.err
+    assert not witness.exists(), "status unpickled a planted file"
+    import lstmgan.slurm as slurm_module
+
+    assert "pickle_load" not in Path(slurm_module.__file__).read_text()
+
+
+def pickle_that_creates(path: Path) -> bytes:
+    import pickle
+
+    class Plant:
+        def __reduce__(self):
+            return (Path.touch, (path,))
+
+    return pickle.dumps(Plant())
+
+
 # --- the real cluster ---------------------------------------------------------------------------------------
 
 
@@ -169,7 +244,7 @@ def test_a_sweep_is_one_job_array_and_matches_a_local_run(cli, tmp_path, monkeyp
     sweep = tmp_path / "slurm" / "palindrome"
     record = json.loads((sweep / "slurm.json").read_text())
     assert [t["job_id"] for t in record["tasks"]] == [f"{record['job_id']}_0", f"{record['job_id']}_1"]
-    assert [t["run_dir"] for t in record["tasks"]] == ["rnn-L3-s0", "lstm-L3-s0"]
+    assert [task_runs(t) for t in record["tasks"]] == [["rnn-L3-s0"], ["lstm-L3-s0"]]
     assert "final val acc" in r.out and "COMPLETED" in r.out
 
     local = cli(*SWEEP, "--out", tmp_path / "local")
@@ -238,8 +313,35 @@ def test_a_task_that_raises_is_reported_failed_and_wait_exits_1(cli, tmp_path, c
     assert "1 of 1 task(s) failed" in r.err and "no CUDA device is visible" in r.err, r.err
     (status,) = task_statuses(tmp_path / "palindrome")
     assert (status.state, status.outcome) == ("FAILED", "failed")
+    assert "no CUDA device is visible" in status.error  # from the run's task.json, not from a pickle
+    witness = tmp_path / "pwned"
+    for pkl in (tmp_path / "palindrome" / "submitit").glob("*_result.pkl"):
+        pkl.write_bytes(pickle_that_creates(witness))
     shown = cli("status", tmp_path / "palindrome")
     assert shown.code == 0 and "FAILED" in shown.out and "COMPLETED" not in shown.out, shown.out
+    assert not witness.exists(), "status unpickled a planted file"
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(240)
+def test_runs_share_tasks_and_each_keeps_its_own_folder(cli, tmp_path, cluster):
+    packed = tmp_path / "packed.yaml"
+    packed.write_text(LOCAL.read_text() + "runs_per_task: 2\n")
+    args = ["sweep", "--lengths", "3", "4", "--models", "rnn", "lstm", "--seeds", "0", "--epochs", "2", *TINY,
+            "--quiet"]
+    r = cli(*args, "--out", tmp_path / "slurm", "--slurm", "--cluster", packed, "--wait")
+    assert r.code == 0, r.err
+    sweep = tmp_path / "slurm" / "palindrome"
+    record = json.loads((sweep / "slurm.json").read_text())
+    assert record["runs_per_task"] == 2 and [len(task_runs(t)) for t in record["tasks"]] == [2, 2]
+    statuses = task_statuses(sweep)
+    assert len(statuses) == 4 and all(s.outcome == "done" for s in statuses), statuses
+    assert all((sweep / name / "task.json").exists() for t in record["tasks"] for name in task_runs(t))
+    assert cli(*args, "--out", tmp_path / "local").code == 0
+    for s in statuses:
+        name = s.run_dir.name
+        assert metrics_without_times(sweep / name) == metrics_without_times(tmp_path / "local" / "palindrome" / name)
+    assert cli("collect", sweep).code == 0
 
 
 @pytest.mark.slurm

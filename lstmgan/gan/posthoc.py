@@ -16,7 +16,7 @@ from lstmgan.gan.data import class_names
 from lstmgan.gan.interpolate import find_pair, interpolate, render_strip
 from lstmgan.gan.models import Generator
 from lstmgan.gan.train import generate, save_grid
-from lstmgan.rundir import RunDir, load_checkpoint, write_bytes_atomic, write_json_atomic
+from lstmgan.rundir import RunDir, RunLock, load_checkpoint, write_bytes_atomic, write_json_atomic
 from lstmgan.wandb_sync import publish
 
 
@@ -39,14 +39,17 @@ def load_trained(path: Path, device: torch.device) -> TrainedGan:
     except UserError:
         raise UserError(f"{path} holds a run of another experiment, not a GAN run; give a folder made by "
                         f"`lstmgan gan`") from None
-    ckpt = load_checkpoint(run.checkpoint_file, device)
-    G = Generator(cfg.latent_dim).to(device)
+    retrain = f"train the run again with `lstmgan gan` (its folder: {run.path})"
+    ckpt = load_checkpoint(run.checkpoint_file, fix=retrain)
+    G = Generator(cfg.latent_dim)
+    weights = ckpt.get("generator")
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise UserError(f"{run.checkpoint_file} holds no generator weights; {retrain}")
     try:
-        G.load_state_dict(ckpt["generator"])
-    except (KeyError, RuntimeError):
-        raise UserError(f"{run.checkpoint_file} does not hold this run's generator; "
-                        f"rerun `lstmgan gan` with --force to retrain it") from None
-    return TrainedGan(run, cfg, G.eval(), ckpt["epoch"])
+        G.load_state_dict(weights)
+    except (KeyError, RuntimeError, TypeError, ValueError):
+        raise UserError(f"{run.checkpoint_file} does not hold this run's generator; {retrain}") from None
+    return TrainedGan(run, cfg, G.to(device).eval(), ckpt["epoch"])
 
 
 def write_samples(gan: TrainedGan, n: int, seed: int, out: Path, device: torch.device) -> Path:
@@ -67,7 +70,14 @@ def make_strips(gan: TrainedGan, *, steps: int, method: str, pairs: int, seed: i
                 tracking: TrackingConfig, device: torch.device) -> list[dict[str, Any]]:
     """`pairs` strips, each between two samples the classifier reads as different classes with
     confidence ≥ min_confidence. PNG + JSON in <run>/interpolation/, logged to the run's W&B run."""
-    classifier, _ = load_classifier(gan.config.classifier, device)
+    with RunLock(gan.run.path):  # never while `lstmgan gan` (or another interpolate) writes this run
+        classifier, _ = load_classifier(gan.config.classifier, device)
+        return _make_strips(gan, classifier, steps=steps, method=method, pairs=pairs, seed=seed,
+                            min_confidence=min_confidence, tracking=tracking, device=device)
+
+
+def _make_strips(gan: TrainedGan, classifier: Any, *, steps: int, method: str, pairs: int, seed: int,
+                 min_confidence: float, tracking: TrackingConfig, device: torch.device) -> list[dict[str, Any]]:
     rng = torch.Generator().manual_seed(seed)
     folder = gan.run.path / "interpolation"
     strips = []

@@ -127,6 +127,8 @@ def _train(cfg: PalindromeConfig, run: Run) -> dict[str, Any]:
         run.tracker.log(row)
         run.dir.save_checkpoint(palindrome_state(cfg, model, optimizer, shuffle, history))
         run.progress(epoch, cfg.epochs, f"val_acc {row['val_acc']:.3f}")
+        if getattr(run, "stop_requested", lambda: False)():  # Ctrl-C: stop at this checkpoint (Job raises)
+            break
 
     final = row or next(iter(run.dir.metrics()[-1:]), {})  # resumed after the last epoch: its logged row
     return {

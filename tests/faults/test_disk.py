@@ -1,0 +1,132 @@
+"""Issue 10 #4 and #5: a disk that fills up mid-run damages nothing, says which file in one line, and the same
+command finishes once there is space; temp files a killed writer left behind are removed on the next start."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from faultutil import lstmgan, metrics_without_times, wait_for
+
+from conftest import TINY
+
+RUN = ["palindrome", "--model", "lstm", "--length", "6", "--epochs", "8", *TINY, "--set", "samples=1000", "--quiet"]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 4 MB tmpfs (needs root and a kernel that lets us mount: CI has both; skipped elsewhere)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(path: Path) -> None:
+    """Write until the filesystem is full."""
+    chunk = b"\0" * 65536
+    with open(path, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(chunk)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+    with open(path, "ab", buffering=0) as f:  # the last partial page too
+        try:
+            while True:
+                f.write(b"\0")
+        except OSError:
+            pass
+
+
+def temps(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.tmp"))
+
+
+@pytest.mark.timeout(120)
+def test_a_disk_that_fills_up_mid_run_damages_nothing_and_the_rerun_finishes(cli, small_disk, tmp_path):
+    run = small_disk / "palindrome" / "lstm-L6-s0"
+    proc = lstmgan(*RUN, "--out", small_disk)
+    wait_for(lambda: (run / "checkpoint.pt").exists(), "a first checkpoint")
+    proc.send_signal(signal.SIGSTOP)
+    epoch_before = torch.load(run / "checkpoint.pt", weights_only=True)["epoch"]
+    filler = small_disk / "filler"
+    fill(filler)
+    proc.send_signal(signal.SIGCONT)
+    _, err = proc.communicate(timeout=60)
+
+    assert proc.returncode != 0, "the run finished on a full disk?"
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)  # whole: the failed write left it alone
+    assert epoch_before <= ckpt["epoch"] < 8 and not (run / "result.json").exists()
+    assert temps(small_disk) == [], "a failed write left its temp file"
+    assert not (run / ".lstmgan.lock").exists()
+    assert "Traceback" not in err or proc.returncode == 1, err  # the CLI's mapping is checked below
+
+    filler.unlink()  # space again: the same command resumes and finishes
+    assert cli(*RUN, "--out", small_disk).code == 0
+    assert cli(*RUN, "--out", tmp_path / "whole").code == 0
+    assert metrics_without_times(run) == metrics_without_times(tmp_path / "whole" / "palindrome" / "lstm-L6-s0")
+
+    # The CLI's side (cli branch): an OSError becomes one line naming the file and the problem, exit 3.
+    if proc.returncode != 3:
+        pytest.xfail("the CLI does not yet map OSError to exit 3 (cli branch); all the rest held")
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "no space left" in lines[0].lower() and str(run) in lines[0], err
+
+
+def test_temp_files_a_killed_writer_left_are_removed_when_the_run_starts_again(cli, tmp_path):
+    args = ["palindrome", "--model", "rnn", "--length", "4", *TINY, "--out", tmp_path]
+    assert cli(*args, "--epochs", "1").code == 0
+    run = tmp_path / "palindrome" / "rnn-L4-s0"
+    (run / "result.json").unlink()  # as if killed right after its last checkpoint
+    debris = [run / ".checkpoint.pt.k2j3h4.tmp", run / ".metrics.jsonl.x9y8z7.tmp"]
+    for path in debris:
+        path.write_bytes(b"\0" * 4096)
+    theirs = run / ".not-ours.tmp"  # not our pattern: left alone
+    theirs.write_text("x")
+    assert cli(*args, "--epochs", "1").code == 0
+    assert not any(p.exists() for p in debris) and theirs.exists()
+
+
+def test_sample_and_report_on_a_full_disk_leave_nothing_behind_and_work_once_there_is_space(cli, small_disk,
+                                                                                            tmp_path):
+    from test_readers import gan_folder
+
+    from lstmgan.config import GanConfig
+    from lstmgan.gan.models import Generator
+
+    run = gan_folder(tmp_path, {"epoch": 3, "generator": Generator(GanConfig().latent_dim).state_dict()})
+    sweep = small_disk / "palindrome"
+    assert cli("sweep", "--lengths", "3", "--models", "rnn", "--seeds", "0", "--epochs", "1", *TINY, "--quiet",
+               "--out", small_disk).code == 0
+    (sweep / "summary.md").unlink()
+    filler = small_disk / "filler"
+    fill(filler)
+    before = {p: p.read_bytes() for p in small_disk.rglob("*") if p.is_file() and p != filler}
+
+    out = small_disk / "samples.npy"
+    for args in (("sample", run, "--n", "500", "--device", "cpu", "--out", out),
+                 ("report", sweep, "--wandb", "disabled")):
+        try:
+            r = cli(*args)
+        except OSError as e:  # this branch's main() lets it through (the cli branch maps it to exit 3)
+            assert e.errno == errno.ENOSPC and str(small_disk) in str(e.filename), e
+        else:
+            assert r.code == 3 and len(r.err.strip().splitlines()) == 1 and "no space left" in r.err.lower(), r.err
+            assert str(small_disk) in r.err, r.err
+        assert {p: p.read_bytes() for p in small_disk.rglob("*") if p.is_file() and p != filler} == before
+        assert temps(small_disk) == [], "a failed write left its temp file"
+
+    filler.unlink()
+    assert cli("sample", run, "--n", "500", "--device", "cpu", "--out", out).code == 0 and out.exists()
+    assert cli("report", sweep, "--wandb", "disabled").code == 0 and (sweep / "report.md").exists()

@@ -1,0 +1,81 @@
+"""Issue 10 #2: one writer per run folder; a lock left by a killed process is taken over."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+
+import pytest
+from faultutil import lstmgan, metrics_without_times, wait_for
+
+from conftest import TINY, snapshot
+from lstmgan.config import GanConfig
+
+RUN = ["palindrome", "--model", "lstm", "--length", "6", "--epochs", "20", *TINY, "--set", "samples=1000",
+       "--quiet"]
+
+
+@pytest.mark.timeout(180)
+def test_a_second_writer_is_refused_and_a_killed_writers_lock_is_taken_over(cli, tmp_path):
+    run = tmp_path / "palindrome" / "lstm-L6-s0"
+    first = lstmgan(*RUN, "--out", tmp_path)
+    wait_for(lambda: (run / "checkpoint.pt").exists(), "the first writer's first checkpoint")
+    first.send_signal(signal.SIGSTOP)  # alive and holding the lock for as long as the test needs
+
+    second = cli(*RUN, "--out", tmp_path)  # the identical command, while the first one trains
+    assert second.code == 2, second.err
+    assert f"PID {first.pid} on {socket.gethostname()}" in second.err and "being written by" in second.err
+    assert len(second.err.strip().splitlines()) == 1, second.err
+
+    first.send_signal(signal.SIGKILL)  # dies holding the lock
+    first.wait()
+    holder = json.loads((run / ".lstmgan.lock").read_text())
+    assert holder["pid"] == first.pid and holder["host"] == socket.gethostname()
+
+    resumed = cli(*RUN, "--out", tmp_path)  # the stale lock is taken over; the run resumes
+    assert resumed.code == 0, resumed.err
+    assert not (run / ".lstmgan.lock").exists()
+    assert json.loads((run / "result.json").read_text())["resumed"] is True
+    assert cli(*RUN, "--out", tmp_path / "whole").code == 0
+    epochs = [row["epoch"] for row in metrics_without_times(run)]
+    assert epochs == list(range(1, 21)), "duplicated or missing metrics rows"
+    assert metrics_without_times(run) == metrics_without_times(tmp_path / "whole" / "palindrome" / "lstm-L6-s0")
+
+
+def test_a_lock_held_on_another_host_is_respected_and_named(cli, tmp_path):
+    run = tmp_path / "palindrome" / "rnn-L4-s0"
+    run.mkdir(parents=True)
+    (run / ".lstmgan.lock").write_text(json.dumps({"host": "node-0042", "pid": 4242, "slurm_job_id": None,
+                                                   "slurm_array_task": None, "started": "2026-01-01T00:00:00"}))
+    before = snapshot(tmp_path)
+    r = cli("palindrome", "--model", "rnn", "--length", "4", "--epochs", "1", *TINY, "--out", tmp_path)
+    assert r.code == 2 and "PID 4242 on node-0042" in r.err and ".lstmgan.lock" in r.err, r.err
+    assert snapshot(tmp_path) == before
+
+
+def test_a_requeued_slurm_task_takes_over_its_own_lock(cli, tmp_path, monkeypatch):
+    run = tmp_path / "palindrome" / "rnn-L4-s0"
+    run.mkdir(parents=True)
+    # the same array task's earlier attempt, on another node (preempted, then requeued here)
+    (run / ".lstmgan.lock").write_text(json.dumps({"host": "node-0042", "pid": 4242, "slurm_job_id": "777",
+                                                   "slurm_array_task": "3", "started": "2026-01-01T00:00:00"}))
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "777")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    r = cli("palindrome", "--model", "rnn", "--length", "4", "--epochs", "1", *TINY, "--out", tmp_path)
+    assert r.code == 0, r.err
+    assert (run / "result.json").exists() and not (run / ".lstmgan.lock").exists()
+
+
+def test_interpolate_does_not_write_into_a_run_another_command_is_writing(cli, tmp_path):
+    from test_readers import gan_folder
+
+    from lstmgan.gan.models import Generator
+
+    run = gan_folder(tmp_path, {"epoch": 3, "generator": Generator(GanConfig().latent_dim).state_dict()})
+    (run / ".lstmgan.lock").write_text(json.dumps({"host": "node-0042", "pid": 4242, "slurm_job_id": None,
+                                                   "slurm_array_task": None, "started": "2026-01-01T00:00:00"}))
+    before = snapshot(tmp_path)
+    r = cli("interpolate", run, "--device", "cpu", "--wandb", "disabled")
+    assert r.code == 2 and "being written by another command (PID 4242 on node-0042" in r.err, r.err
+    assert snapshot(tmp_path) == before
