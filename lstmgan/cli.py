@@ -671,8 +671,11 @@ def collect(
     """Summary table, summary.md/.csv and figures from the runs that finished so far."""
     from lstmgan.sweep import load_runs
 
-    if not load_runs(existing_sweep(sweep_dir)):
+    skipped: list[tuple[Path, str]] = []
+    if not load_runs(existing_sweep(sweep_dir), skipped):
         raise UserError(f"{sweep_dir} holds no palindrome runs; `lstmgan status {sweep_dir}` shows what it holds")
+    for path, why in skipped:  # damaged runs are named, the rest is summarised
+        warn(f"skipped {path.name}: {why}")
     tracking = None if wandb is WandbMode.disabled else TrackingConfig(mode=value(wandb))
     show_summary(sweep_dir, f"Sweep {sweep_dir.name} (collected)", tracking)
 

@@ -3,6 +3,8 @@
 import csv
 import json
 
+from pathlib import Path
+
 import pytest
 import yaml
 from conftest import TINY
@@ -74,11 +76,12 @@ def test_each_run_records_its_kind_and_the_summary_reads_by_kind(cli, tmp_path):
     (sweep / "rnn-L3-s1" / "result.json").write_text('{"final_val_acc": null}')
     (sweep / "bad").mkdir()
     (sweep / "bad" / "config.yaml").write_text("kind: palindrome\nhidden: lots\n")
-    skipped: list[str] = []
+    skipped: list[tuple[Path, str]] = []
     records = load_runs(sweep, skipped)
     assert [(rec.path.name, rec.result is not None) for rec in records] == [("rnn-L3-s0", True), ("rnn-L3-s1", False)]
-    assert skipped == ["bad: " + str(sweep / "bad" / "config.yaml") + ": hidden must be an integer, got 'lots'",
-                       "rnn-L3-s1: result.json lacks a numeric final_val_acc; counted as unfinished"]
+    assert [(path.name, why) for path, why in skipped] == [
+        ("bad", str(sweep / "bad" / "config.yaml") + ": hidden must be an integer, got 'lots'"),
+        ("rnn-L3-s1", "result.json has no number for final_val_acc; counted as unfinished")]
     assert "| rnn | 3 | 1/2 |" in (write_summary(sweep, records) and (sweep / "summary.md").read_text())
 
 
