@@ -136,8 +136,8 @@ def group_id(folder: Path) -> str:
     """The W&B group of a sweep or study folder: `<folder name>-<6 random hex>`, one per folder, stable.
 
     Stored in <folder>/wandb-group. Jobs are made before their folder is checked (a refused command must
-    write nothing), so a folder that does not exist yet gets the id remembered in this process, and the
-    first Tracker writes the file (see Tracker._pin_group); a rerun finds it there, or in its runs'
+    write nothing), so this only reads: a folder without the file gets an id remembered in this process, and
+    the first Tracker writes the file (see Tracker._pin_group); a rerun finds it there, or in its runs'
     wandb-run.json. A SLURM requeue reuses the pickled job, group included."""
     path = folder / GROUP_FILE
     if path.exists():
@@ -145,12 +145,6 @@ def group_id(folder: Path) -> str:
     key = folder.resolve()
     group = _GROUPS.get(key) or _group_of_runs(folder) or f"{folder.name}-{secrets.token_hex(3)}"
     _GROUPS[key] = group
-    if folder.is_dir():
-        try:
-            _write_once(path, group)
-            return path.read_text().strip()
-        except OSError:  # a read-only folder: the group still works, it is only not pinned
-            pass
     return group
 
 
