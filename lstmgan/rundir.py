@@ -266,18 +266,14 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def _defaults_for(config: dict[str, Any]) -> dict[str, Any]:
-    """The defaults of the config dataclass `config` was made from (matched by its keys), or {}."""
-    import dataclasses
+    """The defaults of the run config `config` was made from (by its `kind`, or its keys for a folder
+    written before `kind` was recorded), or {}."""
+    from lstmgan.config import RUN_KINDS, run_config_dict
 
-    from lstmgan import config as configs
-
-    for cls in vars(configs).values():
-        if dataclasses.is_dataclass(cls) and isinstance(cls, type) and \
-                {f.name for f in dataclasses.fields(cls)} == set(config):
-            try:
-                return configs.to_dict(cls())
-            except Exception:  # noqa: BLE001 - a class without defaults for every field: no defaults
-                return {}
+    for cls, kind in RUN_KINDS.items():
+        defaults = run_config_dict(cls())
+        if config.get("kind") == kind or set(config) == set(defaults) - {"kind", "format"}:
+            return defaults
     return {}
 
 

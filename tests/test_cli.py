@@ -112,6 +112,6 @@ def test_a_run_folder_with_another_config_is_not_overwritten(cli, tmp_path):
     base = ["palindrome", "--model", "rnn", "--length", "4", "--out", tmp_path, *TINY]
     assert cli(*base, "--epochs", "1").code == 0
     before = snapshot(tmp_path)
-    r = cli(*base, "--epochs", "2")
-    assert r.code == 2 and "another config (epochs: 1 → 2)" in r.err
+    r = cli(*base, "--epochs", "1", "--set", "lr=0.01")
+    assert r.code == 2 and "another config (lr: 0.001 → 0.01)" in r.err
     assert snapshot(tmp_path) == before

@@ -383,7 +383,7 @@ def _train(cfg: GanConfig, run: Run) -> dict[str, Any]:
         load_gan_state(g, run.checkpoint)  # before the first step: a CUDA graph is captured on that step
     else:
         g.state["grids"].append(sample_grid(g.G, g.fixed_z, cfg.grid, run, 0))
-    stop: Callable[[], bool] = getattr(run, "stop_requested", lambda: False)
+    stop = run.stop_requested  # Ctrl-C, SIGTERM or SLURM: checked between batches
     every = cfg.checkpoint_every or CHECKPOINT_EVERY.get(g.device.type, 1)
     total_steps = cfg.epochs * g.batches_per_epoch
 

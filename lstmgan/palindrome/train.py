@@ -110,7 +110,7 @@ def _train(cfg: PalindromeConfig, run: Run) -> dict[str, Any]:
         history = load_palindrome_state(run.checkpoint, model, optimizer, shuffle)
 
     row: dict[str, Any] = {}
-    stop = getattr(run, "stop_requested", lambda: False)
+    stop = run.stop_requested  # Ctrl-C, SIGTERM or SLURM: checked between epochs
     for epoch in range(history["epoch"] + 1, cfg.epochs + 1):
         if stop():  # every epoch is checkpointed: the last one is on disk
             raise StopRequested(f"stopped after epoch {epoch - 1}; its checkpoint resumes the run")
@@ -127,8 +127,6 @@ def _train(cfg: PalindromeConfig, run: Run) -> dict[str, Any]:
         run.tracker.log(row)
         run.dir.save_checkpoint(palindrome_state(cfg, model, optimizer, shuffle, history))
         run.progress(epoch, cfg.epochs, f"val_acc {row['val_acc']:.3f}")
-        if getattr(run, "stop_requested", lambda: False)():  # Ctrl-C: stop at this checkpoint (Job raises)
-            break
 
     final = row or next(iter(run.dir.metrics()[-1:]), {})  # resumed after the last epoch: its logged row
     return {

@@ -41,8 +41,8 @@ def test_collect_status_and_report_list_damaged_runs_and_go_on(cli, damaged_swee
     assert report.code == 0, report.err
     text = (damaged_sweep / "report.md").read_text()
     assert "Skipped 4 damaged run(s)" in text, text
-    assert "rnn-L3-s0 (result.json is empty or not an object)" in text
-    assert "rnn-L3-s1 (result.json has no number for final_val_acc)" in text
+    assert "rnn-L3-s0 (result.json is empty or not an object; counted as unfinished)" in text
+    assert "rnn-L3-s1 (result.json has no number for final_val_acc; counted as unfinished)" in text
 
 
 def test_report_refuses_a_single_run_folder_and_writes_nothing(cli, tmp_path):
