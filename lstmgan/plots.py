@@ -51,9 +51,7 @@ def curves_by_length(records: Iterable[Any], folder: Path) -> list[Path]:
         fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
         for ax, (key, title) in zip(axes.flat, PANELS):
             for model, runs in sorted(by_model.items(), key=lambda kv: kv[0] != "rnn"):
-                # rows of a damaged metrics.jsonl may lack a key: plot the rows that have it
-                epochs, mean, std = mean_std([{m["epoch"]: m[key] for m in rows if "epoch" in m and key in m}
-                                              for rows in runs])
+                epochs, mean, std = mean_std([{m["epoch"]: m[key] for m in rows} for rows in runs])
                 color = COLORS.get(model)
                 ax.plot(epochs, mean, color=color, label=f"{model.upper()} (n={len(runs)})")
                 ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.25, linewidth=0)

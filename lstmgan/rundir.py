@@ -36,8 +36,9 @@ from lstmgan.errors import UserError, first_line
 
 # Keys that may differ between the stored and the requested config without making it another run.
 # `epochs` is not identity either: asking a run for more epochs continues it from its checkpoint.
+# `kind` and `format` describe the file, not the run: folders written before they were recorded still match.
 NOT_IDENTITY = frozenset({"device", "data_dir", "download", "classifier", "checkpoint_every", "cuda_graphs",
-                          "epochs"})
+                          "kind", "format", "epochs"})
 LOCK = ".lstmgan.lock"
 TASK = "task.json"
 # Files that do not make a folder "a run": our lock, a task's note, temp files of our atomic writes.
@@ -179,15 +180,9 @@ class RunDir:
         return data
 
     def result(self) -> dict[str, Any] | None:
-        """The finished run's result, or None (not finished, or damaged: see `result_or_reason`). A
-        palindrome result must hold its accuracy as a number and epoch_to_99 as a number or null, so that
-        summaries can average them."""
-        result, _ = self.result_or_reason()
-        if result is None or "model" not in (self.config_or_reason()[0] or {}):
-            return result  # unfinished, damaged, or a GAN run (readers check the keys they use)
-        usable = is_number(result.get("final_val_acc")) and \
-            (result.get("epoch_to_99") is None or is_number(result["epoch_to_99"]))
-        return result if usable else None
+        """The finished run's result (a non-empty JSON object), or None: not finished, or damaged ({}, null,
+        a string, torn). Readers check the keys they use (`result_or_reason(numbers)`, `is_number`)."""
+        return self.result_or_reason()[0]
 
     def result_or_reason(self, numbers: tuple[str, ...] = ()) -> tuple[dict[str, Any] | None, str]:
         """(result, "") for a finished run; (None, why) otherwise: "not finished", or what is damaged. A
@@ -270,9 +265,10 @@ def _defaults_for(config: dict[str, Any]) -> dict[str, Any]:
 
     from lstmgan import config as configs
 
+    keys = set(config) - {"kind", "format"}  # bookkeeping a run's config.yaml may hold beside the settings
     for cls in vars(configs).values():
         if dataclasses.is_dataclass(cls) and isinstance(cls, type) and \
-                {f.name for f in dataclasses.fields(cls)} == set(config):
+                {f.name for f in dataclasses.fields(cls)} == keys:
             try:
                 return configs.to_dict(cls())
             except Exception:  # noqa: BLE001 - a class without defaults for every field: no defaults
