@@ -180,15 +180,9 @@ class RunDir:
         return data
 
     def result(self) -> dict[str, Any] | None:
-        """The finished run's result, or None (not finished, or damaged: see `result_or_reason`). A
-        palindrome result must hold its accuracy as a number and epoch_to_99 as a number or null, so that
-        summaries can average them."""
-        result, _ = self.result_or_reason()
-        if result is None or "model" not in (self.config_or_reason()[0] or {}):
-            return result  # unfinished, damaged, or a GAN run (readers check the keys they use)
-        usable = is_number(result.get("final_val_acc")) and \
-            (result.get("epoch_to_99") is None or is_number(result["epoch_to_99"]))
-        return result if usable else None
+        """The finished run's result (a non-empty JSON object), or None: not finished, or damaged ({}, null,
+        a string, torn). Readers check the keys they use (`result_or_reason(numbers)`, `is_number`)."""
+        return self.result_or_reason()[0]
 
     def result_or_reason(self, numbers: tuple[str, ...] = ()) -> tuple[dict[str, Any] | None, str]:
         """(result, "") for a finished run; (None, why) otherwise: "not finished", or what is damaged. A

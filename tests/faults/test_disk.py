@@ -130,3 +130,36 @@ def test_sample_and_report_on_a_full_disk_leave_nothing_behind_and_work_once_the
     filler.unlink()
     assert cli("sample", run, "--n", "500", "--device", "cpu", "--out", out).code == 0 and out.exists()
     assert cli("report", sweep, "--wandb", "disabled").code == 0 and (sweep / "report.md").exists()
+
+
+@pytest.fixture
+def read_only_disk(tmp_path: Path):
+    """A read-only tmpfs holding one finished run (root ignores permission bits, not a read-only mount)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_read_only_folder_is_one_line_and_nothing_changes(cli, read_only_disk):
+    args = ["palindrome", "--model", "rnn", "--length", "3", "--epochs", "1", *TINY, "--quiet"]
+    assert cli(*args, "--out", read_only_disk).code == 0
+    run = read_only_disk / "palindrome" / "rnn-L3-s0"
+    (run / "result.json").unlink()  # unfinished: the next command must write to resume it
+    subprocess.run(["mount", "-o", "remount,ro", str(read_only_disk)], check=True)
+    before = {p: p.read_bytes() for p in read_only_disk.rglob("*") if p.is_file()}
+    for command in (args + ["--epochs", "2", "--out", read_only_disk], ["report", read_only_disk / "palindrome",
+                                                                        "--wandb", "disabled"]):
+        try:
+            r = cli(*command)
+        except OSError as e:  # this branch's main() lets it through (the cli branch maps it to exit 3)
+            assert e.errno == errno.EROFS and str(read_only_disk) in str(e.filename), e
+        else:
+            assert r.code in (2, 3) and len(r.err.strip().splitlines()) == 1, r.err
+            assert str(read_only_disk) in r.err and "Traceback" not in r.err, r.err
+        assert {p: p.read_bytes() for p in read_only_disk.rglob("*") if p.is_file()} == before

@@ -13,36 +13,50 @@ from lstmgan.config import GanConfig, to_dict
 
 
 @pytest.fixture
-def damaged_sweep(cli, tmp_path):
+def sweep(cli, tmp_path):
     r = cli("sweep", "--lengths", "3", "--models", "rnn", "lstm", "--seeds", "0", "1", "2", "--epochs", "2", *TINY,
             "--jobs", "1", "--quiet", "--out", tmp_path)
     assert r.code == 0, r.err
-    sweep = tmp_path / "palindrome"
+    return tmp_path / "palindrome"
+
+
+def damage_files(sweep):
+    """What any reader must survive: result.json that is {} or a string, metrics lines that are not objects."""
     (sweep / "rnn-L3-s0" / "result.json").write_text("{}")
-    (sweep / "rnn-L3-s1" / "result.json").write_text(json.dumps({"final_val_acc": None, "epoch_to_99": None}))
     (sweep / "rnn-L3-s2" / "result.json").write_text(json.dumps("finished!"))
     metrics = sweep / "lstm-L3-s0" / "metrics.jsonl"
-    rows = metrics.read_text().splitlines()
-    metrics.write_text("\n".join(["[1, 2, 3]", '"text"', json.dumps({"epoch": 1}), *rows, "\x00\xff{"]) + "\n")
+    metrics.write_text("\n".join(["[1, 2, 3]", '"text"', metrics.read_text().strip(), "\x00\xff{"]) + "\n")
+
+
+def damage_values(sweep):
+    """Readers of numbers (report; collect through sweep.load_runs, configs' branch) must also survive these."""
+    (sweep / "rnn-L3-s1" / "result.json").write_text(json.dumps({"final_val_acc": None, "epoch_to_99": None}))
     (sweep / "lstm-L3-s1" / "result.json").write_text(json.dumps({"final_val_acc": "high", "epoch_to_99": "soon"}))
-    return sweep
+    metrics = sweep / "lstm-L3-s2" / "metrics.jsonl"
+    metrics.write_text(json.dumps({"epoch": 1}) + "\n" + json.dumps({"val_acc": "x"}) + "\n" + metrics.read_text())
 
 
-def test_collect_status_and_report_list_damaged_runs_and_go_on(cli, damaged_sweep):
-    collect = cli("collect", damaged_sweep)
+def test_collect_and_status_go_on_past_damaged_files(cli, sweep):
+    damage_files(sweep)
+    collect = cli("collect", sweep)
     assert collect.code == 0, collect.err
-    summary = (damaged_sweep / "summary.md").read_text()
-    assert "| rnn | 3 | 0/3 |" in summary and "| lstm | 3 | 2/3 |" in summary, summary
+    summary = (sweep / "summary.md").read_text()
+    assert "| rnn | 3 | 1/3 |" in summary and "| lstm | 3 | 3/3 |" in summary, summary
+    damage_values(sweep)
+    status = cli("status", sweep)
+    assert status.code == 0 and "damaged" in status.out and status.out.count("-L3-s") == 6, status.out
 
-    status = cli("status", damaged_sweep)
-    assert status.code == 0 and "damaged" in status.out, status.out
 
-    report = cli("report", damaged_sweep, "--wandb", "disabled")
+def test_report_lists_damaged_runs_with_the_reason_and_goes_on(cli, sweep):
+    damage_files(sweep)
+    damage_values(sweep)
+    report = cli("report", sweep, "--wandb", "disabled")
     assert report.code == 0, report.err
-    text = (damaged_sweep / "report.md").read_text()
-    assert "Skipped 4 damaged run(s)" in text, text
-    assert "rnn-L3-s0 (result.json is empty or not an object; counted as unfinished)" in text
-    assert "rnn-L3-s1 (result.json has no number for final_val_acc; counted as unfinished)" in text
+    text = (sweep / "report.md").read_text()
+    skipped = next(line for line in text.splitlines() if line.startswith("Skipped"))
+    for name in ("rnn-L3-s0", "rnn-L3-s1", "rnn-L3-s2", "lstm-L3-s1"):
+        assert name in skipped, skipped
+    assert "rnn-L3-s0 (result.json is empty or not an object; counted as unfinished)" in skipped
 
 
 def test_report_refuses_a_single_run_folder_and_writes_nothing(cli, tmp_path):
