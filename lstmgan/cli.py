@@ -225,8 +225,8 @@ RunJobs = Callable[["Sequence[Job]", "Callable[[int, Job], Reporter]"], Any]
 
 
 def execute(opts: Options, slurm: SlurmOptions | None, jobs: Sequence[Job], resolved: Any, *, folder: Path,
-            run: RunJobs, done: Callable[[], None], title: str | None = None, checks: Sequence[Callable[[], Any]] = (),
-            needs_gpu: bool = False) -> None:
+            run: RunJobs, done: Callable[[], None], title: str | None = None,
+            checks: Sequence[Callable[[], Any]] = ()) -> None:
     """What every training command does once its config and jobs are built.
 
     Every check comes before anything is written: the SLURM request, each run folder (`rundir.inspect`), and
@@ -244,9 +244,10 @@ def execute(opts: Options, slurm: SlurmOptions | None, jobs: Sequence[Job], reso
     if request is None and opts.dry_run:
         return show_plan(jobs, states)
     if request is not None:
-        if needs_gpu and request.profile.gpus == 0:
-            warn(f"warning: the SLURM profile requests no GPU; a {jobs[0].config.epochs}-epoch GAN run on a CPU node "
-                 f"takes hours (add --gpus 1 or a GPU --cluster profile)")
+        from lstmgan.slurm import gpu_warning
+
+        if warning := gpu_warning(jobs, request.profile):
+            warn(f"warning: {warning}")
         return run_on_slurm(jobs, folder, request, opts.quiet, title)
     with progress_display(opts.quiet, len(jobs)) as progress:
         run(jobs, lambda i, job: run_reporter(progress, i, job.label))
@@ -312,17 +313,12 @@ def local_workers(requested: int | None, device: str) -> int:
 def run_on_slurm(jobs: Sequence[Job], sweep_dir: Path, request: SlurmRequest, quiet: bool,
                  summary_title: str | None = None) -> None:
     """Submit the jobs as one array (or only print its sbatch script); with --wait, follow it to the end."""
-    from lstmgan.slurm import make_executor, sbatch_script, submit, wait
+    from lstmgan.slurm import preview, submit, wait
 
     if request.dry_run:
-        executor = make_executor(sweep_dir / "submitit", request.profile, f"lstmgan-{sweep_dir.name}", preview=True)
-        say(f"# {len(jobs)} task(s) from profile {request.source}; submitit folder {executor.folder}; "
-            f"nothing was submitted")
-        for i, job in enumerate(jobs):
-            say(f"#   task {i}: {job.run_dir}")
-        return say(sbatch_script(executor, len(jobs)))
+        return say(preview(jobs, sweep_dir, request.profile, request.source))
     record = submit(jobs, sweep_dir, request.profile, request.source)
-    say(f"Submitted SLURM job {record['job_id']} ({len(jobs)} task(s)) → {sweep_dir}; "
+    say(f"Submitted SLURM job {record['job_id']} ({len(record['tasks'])} task(s), {len(jobs)} run(s)) → {sweep_dir}; "
         f"follow it with `lstmgan status {sweep_dir}`")
     if not request.wait:
         return
@@ -455,7 +451,7 @@ def gan(
             f"→ {job.run_dir}")
 
     execute(opts, slurm, [job], job.config, folder=job.run_dir.parent, run=in_order, done=done,
-            checks=[lambda: check_gan_inputs(job.config)], needs_gpu=True)
+            checks=[lambda: check_gan_inputs(job.config)])
 
 
 def job_result(job: Job) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import submitit
 import torch
 
 from lstmgan.config import TrackingConfig, run_config_dict
-from lstmgan.environment import describe
+from lstmgan.environment import describe, usable_cpus
 from lstmgan.errors import StopRequested, UserError, first_line
 from lstmgan.rundir import TASK, RunDir, RunLock, State, load_checkpoint, prepare, with_path, write_json_atomic
 from lstmgan.tracking import Tracker
@@ -225,14 +225,6 @@ def _call(job: Job, progress: Progress) -> dict[str, Any] | None:
         return None  # stopped on request: nothing to report, and no traceback to ship to the parent
 
 
-def available_cpus() -> int:
-    """CPUs this process may run on (the SLURM allocation or taskset), not the machine's count."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def run_parallel(jobs: Sequence[Job], workers: int,
                  progress: Callable[[int, Job], Progress] | None = None) -> list[Outcome]:
     """Run jobs in `workers` local processes, the CPUs shared between them. Worker processes are spawned
@@ -245,7 +237,7 @@ def run_parallel(jobs: Sequence[Job], workers: int,
     if workers <= 1 or len(jobs) <= 1:
         return run_inprocess(jobs, progress)
     ctx = multiprocessing.get_context("spawn")
-    threads = max(1, available_cpus() // workers)
+    threads = max(1, usable_cpus() // workers)
     reporters = {i: progress(i, job) for i, job in enumerate(jobs)} if progress else {}
     signals: list[int] = []
     in_main = threading.current_thread() is threading.main_thread()

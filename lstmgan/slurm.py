@@ -196,9 +196,6 @@ def preview(jobs: Sequence[Job], sweep_dir: Path, profile: ClusterProfile, sourc
              f"{executor.folder}; nothing was submitted"]
     for i, task in enumerate(tasks):
         lines.append(f"#   task {i}: " + ", ".join(str(job.run_dir) for job in task))
-    warning = gpu_warning(jobs, profile)
-    if warning:
-        lines.append(f"# warning: {warning}")
     return "\n".join(lines) + "\n" + sbatch_script(executor, len(tasks))
 
 
@@ -206,8 +203,9 @@ def gpu_warning(jobs: Sequence[Job], profile: ClusterProfile) -> str | None:
     """A GAN run on a CPU node takes hours: say so when the profile requests no GPU."""
     if profile.gpus or not any(hasattr(job.config, "latent_dim") for job in jobs):
         return None
-    return ("the cluster profile requests no GPU: a GAN run on a CPU node takes hours; add --gpus 1 "
-            "or use a GPU profile such as example-gpu")
+    epochs = max(job.config.epochs for job in jobs)
+    return (f"the SLURM profile requests no GPU: a {epochs}-epoch GAN run on a CPU node takes hours; add --gpus 1 "
+            "or use a GPU profile such as --cluster example-gpu")
 
 
 # --- submitting ------------------------------------------------------------------------------------------

@@ -188,8 +188,6 @@ def test_a_gpu_profile_packs_the_default_sweep_into_at_most_8_tasks(tmp_path):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(reason="needs cli.run_on_slurm to print slurm.preview(...) (cli branch); remove after the merge",
-                   strict=False)
 def test_dry_run_of_the_default_sweep_on_a_gpu_profile_prints_at_most_8_tasks(cli, tmp_path):
     r = cli("sweep", "--lengths", "5", "10", "15", "20", "--seeds", "0", "1", "2", "3", "4", "--wandb", "disabled",
             "--out", tmp_path / "runs", "--slurm", "--cluster", GPU, "--dry-run")

@@ -70,16 +70,14 @@ def test_a_disk_that_fills_up_mid_run_damages_nothing_and_the_rerun_finishes(cli
     assert epoch_before <= ckpt["epoch"] < 8 and not (run / "result.json").exists()
     assert temps(small_disk) == [], "a failed write left its temp file"
     assert not (run / ".lstmgan.lock").exists()
-    assert "Traceback" not in err or proc.returncode == 1, err  # the CLI's mapping is checked below
 
     filler.unlink()  # space again: the same command resumes and finishes
     assert cli(*RUN, "--out", small_disk).code == 0
     assert cli(*RUN, "--out", tmp_path / "whole").code == 0
     assert metrics_without_times(run) == metrics_without_times(tmp_path / "whole" / "palindrome" / "lstm-L6-s0")
 
-    # The CLI's side (cli branch): an OSError becomes one line naming the file and the problem, exit 3.
-    if proc.returncode != 3:
-        pytest.xfail("the CLI does not yet map OSError to exit 3 (cli branch); all the rest held")
+    # The CLI's side: the OSError became one line naming the file and the problem, exit 3.
+    assert proc.returncode == 3, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "no space left" in lines[0].lower() and str(run) in lines[0], err
 
@@ -117,13 +115,9 @@ def test_sample_and_report_on_a_full_disk_leave_nothing_behind_and_work_once_the
     out = small_disk / "samples.npy"
     for args in (("sample", run, "--n", "500", "--device", "cpu", "--out", out),
                  ("report", sweep, "--wandb", "disabled")):
-        try:
-            r = cli(*args)
-        except OSError as e:  # this branch's main() lets it through (the cli branch maps it to exit 3)
-            assert e.errno == errno.ENOSPC and str(small_disk) in str(e.filename), e
-        else:
-            assert r.code == 3 and len(r.err.strip().splitlines()) == 1 and "no space left" in r.err.lower(), r.err
-            assert str(small_disk) in r.err, r.err
+        r = cli(*args)
+        assert r.code == 3 and len(r.err.strip().splitlines()) == 1 and "no space left" in r.err.lower(), r.err
+        assert str(small_disk) in r.err, r.err
         assert {p: p.read_bytes() for p in small_disk.rglob("*") if p.is_file() and p != filler} == before
         assert temps(small_disk) == [], "a failed write left its temp file"
 
@@ -155,11 +149,7 @@ def test_a_read_only_folder_is_one_line_and_nothing_changes(cli, read_only_disk)
     before = {p: p.read_bytes() for p in read_only_disk.rglob("*") if p.is_file()}
     for command in (args + ["--epochs", "2", "--out", read_only_disk], ["report", read_only_disk / "palindrome",
                                                                         "--wandb", "disabled"]):
-        try:
-            r = cli(*command)
-        except OSError as e:  # this branch's main() lets it through (the cli branch maps it to exit 3)
-            assert e.errno == errno.EROFS and str(read_only_disk) in str(e.filename), e
-        else:
-            assert r.code in (2, 3) and len(r.err.strip().splitlines()) == 1, r.err
-            assert str(read_only_disk) in r.err and "Traceback" not in r.err, r.err
+        r = cli(*command)
+        assert r.code in (2, 3) and len(r.err.strip().splitlines()) == 1, r.err
+        assert str(read_only_disk) in r.err and "Traceback" not in r.err, r.err
         assert {p: p.read_bytes() for p in read_only_disk.rglob("*") if p.is_file()} == before
