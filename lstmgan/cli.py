@@ -300,14 +300,17 @@ def side_by_side(workers: int | None, device: str) -> RunJobs:
 
 def local_workers(requested: int | None, device: str) -> int:
     """How many runs to train side by side: one per core on the CPU (each run uses one thread), one on a GPU."""
+    import torch
+
     from lstmgan.environment import usable_cpus
-    from lstmgan.launch import resolve_device
 
     if requested is not None:
         if requested < 1:
             raise UserError(f"--jobs must be at least 1, got {requested}")
         return requested
-    return 1 if resolve_device(device).type == "cuda" else usable_cpus()
+    # Whether the device exists is each run's check (on SLURM, the node's): only count here.
+    on_gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    return 1 if on_gpu else usable_cpus()
 
 
 def run_on_slurm(jobs: Sequence[Job], sweep_dir: Path, request: SlurmRequest, quiet: bool,

@@ -6,6 +6,7 @@ progress, warnings and errors go to stderr. Nothing here imports torch: `--help`
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,9 @@ if TYPE_CHECKING:
     from lstmgan.slurm import TaskStatus
 
 console = Console(stderr=True)  # progress, warnings, errors
-out_console = Console(soft_wrap=True)  # results
+# Results. Piped into a file or a log (not a terminal), tables get room instead of rich's 80 columns, so a
+# header or a SLURM state is never folded in two.
+out_console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 Reporter = Callable[[int, int, str], None]  # (done, total, text): launch.Progress
 
