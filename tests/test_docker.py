@@ -149,6 +149,14 @@ def test_help_runs_offline(image: dict) -> None:
     assert "palindrome" in proc.stdout
 
 
+def test_packaged_configs_work_in_the_image(image: dict) -> None:
+    """The image's working folder has no jobs/: job files and cluster profiles come from the package."""
+    listed = docker("run", "--rm", "--network", "none", IMAGE, "configs").stdout
+    assert all(name in listed for name in ("study", "palindrome-sweep", "gan-mnist", "example-gpu", "local"))
+    study = docker("run", "--rm", "--network", "none", IMAGE, "study", "--preset", "quick", "--print-config").stdout
+    assert "interpolation_pairs: 1" in study and "seeds:" in study
+
+
 def test_default_user_is_not_root(image: dict) -> None:
     user = image["Config"]["User"]
     assert user and user.split(":")[0] not in ("0", "root"), f"Config.User is {user!r}"
