@@ -46,6 +46,7 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/palindrome.py
 	$(BIN)/python benchmarks/gan.py
+	$(BIN)/python benchmarks/cli_help.py
 
 # GAN ms/step eager vs fast, one epoch, 200 epochs projected, the default sweep: CUDA when present.
 # On a CPU-only machine (CI): make bench-gpu BENCH_GPU_ARGS="--device cpu --quick"

@@ -18,18 +18,21 @@ from conftest import TINY
 RUN = ["palindrome", "--model", "lstm", "--length", "6", "--epochs", "8", *TINY, "--set", "samples=1000", "--quiet"]
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path):
-    """A 4 MB tmpfs (needs root and a kernel that lets us mount: CI has both; skipped elsewhere)."""
+def tmpfs(mnt: Path):
+    """A 4 MB tmpfs at `mnt` (needs root and a kernel that lets us mount: CI has both; skipped elsewhere)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
-    mnt = tmp_path / "small"
     mnt.mkdir()
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    yield from tmpfs(tmp_path / "small")
 
 
 def fill(path: Path) -> None:
@@ -128,16 +131,8 @@ def test_sample_and_report_on_a_full_disk_leave_nothing_behind_and_work_once_the
 
 @pytest.fixture
 def read_only_disk(tmp_path: Path):
-    """A read-only tmpfs holding one finished run (root ignores permission bits, not a read-only mount)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    """A tmpfs the test remounts read-only (root ignores permission bits, not a read-only mount)."""
+    yield from tmpfs(tmp_path / "ro")
 
 
 def test_a_read_only_folder_is_one_line_and_nothing_changes(cli, read_only_disk):
