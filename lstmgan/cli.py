@@ -438,7 +438,7 @@ def gan(
                                              rich_help_panel=TRAINING)] = None,
     epochs: EpochsOpt = None,
 ) -> None:
-    """Train the MLP GAN; sample grids, losses, classifier-FID and a checkpoint every epoch."""
+    """Train the MLP GAN: sample grids, losses, classifier-FID; checkpoints every checkpoint_every epochs."""
     cfg = build(GanConfig, yaml_path=opts.config_file(), sets=opts.sets({}), flags={
         "dataset": value(dataset), "data_dir": str(data_dir) if data_dir else None, "download": download or None,
         "seed": seed, "epochs": epochs, "device": value(opts.device)})

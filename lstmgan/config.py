@@ -534,7 +534,9 @@ def _check(hint: Any, value: Any) -> tuple[bool, Any]:
             return True, float(value)
         return False, None
     if hint is str:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, bool):  # YAML 1.1 reads a bare off/on as false/true: `cuda_graphs: off`
+            return True, "on" if value else "off"
+        if isinstance(value, (int, float)):
             return True, str(value)  # `--set name=2024` is a name, not a number
         return isinstance(value, str), value
     return True, value

@@ -16,7 +16,8 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +30,7 @@ from lstmgan.config import TrackingConfig, run_config_dict
 from lstmgan.environment import describe, usable_cpus
 from lstmgan.errors import StopRequested, UserError, first_line
 from lstmgan.rundir import TASK, RunDir, RunLock, State, load_checkpoint, prepare, with_path, write_json_atomic
+from lstmgan.submitit_adapter import requeue_signal
 from lstmgan.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class Run:
 # --- stopping on request ---------------------------------------------------------------------------
 
 _stop = threading.Event()
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def stop_requested() -> bool:
@@ -82,6 +85,30 @@ def request_stop(*_: Any) -> None:
     """A signal handler: ask the runs of this process to checkpoint and stop (no KeyboardInterrupt, so no
     traceback mid-epoch and the last checkpoint stays the one written after a whole epoch)."""
     _stop.set()
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """While runs train in this process: the first Ctrl-C or SIGTERM asks them to checkpoint and stop
+    (between batches or epochs: a GAN that checkpoints every 10 epochs loses nothing); a second Ctrl-C
+    stops at once (the last checkpoint is still whole: writes are atomic). Only the main thread can."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        if _stop.is_set():
+            raise KeyboardInterrupt
+        _stop.set()
+        os.write(2, b"lstmgan: stopping at the next checkpoint (Ctrl-C again to stop at once)\n")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _stop.clear()  # the next command in this process (tests, notebooks) starts afresh
 
 
 def resolve_device(name: str) -> torch.device:
@@ -157,12 +184,36 @@ def write_task_note(job: Job, outcome: str, error: str = "") -> None:
 
 class RunJob(submitit.helpers.Checkpointable):
     """What submitit runs for each array task: one Job or a list of Jobs trained one after another (runs
-    sharing a GPU task). On timeout or preemption submitit calls `checkpoint`, which (by Checkpointable's
-    default) requeues this same call; every Job then resumes from disk and finished ones are skipped."""
+    sharing a GPU task). On timeout or preemption SLURM signals the task (USR2, 90 s ahead): the run under
+    way checkpoints where it is and stops, then submitit's own handler pickles this same call and requeues
+    it; every Job then resumes from disk and finished ones are skipped. A run that cannot reach a stop
+    check within STOP_GRACE_S (e.g. while training its classifier) is requeued from its last checkpoint."""
+
+    STOP_GRACE_S = 45
 
     def __call__(self, jobs: Job | list[Job]) -> list[dict[str, Any]] | dict[str, Any]:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         batch = jobs if isinstance(jobs, list) else [jobs]
+        sig = requeue_signal()
+        submitit_handler = signal.getsignal(sig)
+        if not callable(submitit_handler):  # called outside submitit (tests, by hand): nothing to requeue
+            return self._train(jobs, batch)
+
+        def on_requeue_signal(signum: int, frame: Any) -> None:
+            log.warning("SLURM asked this task to stop: checkpointing the run under way, then requeueing")
+            request_stop()
+            signal.signal(signal.SIGALRM, lambda *_: submitit_handler(signum, frame))
+            signal.alarm(self.STOP_GRACE_S)
+
+        signal.signal(sig, on_requeue_signal)
+        try:
+            return self._train(jobs, batch)
+        except Interrupted:  # the run checkpointed and stopped: submitit pickles this call, requeues, exits
+            signal.alarm(0)
+            submitit_handler(sig, None)
+            raise
+
+    def _train(self, jobs: Job | list[Job], batch: list[Job]) -> list[dict[str, Any]] | dict[str, Any]:
         results, failed = [], []
         for job in batch:
             try:
@@ -188,11 +239,13 @@ class Outcome:
 
 
 def run_inprocess(jobs: Sequence[Job], progress: Callable[[int, Job], Progress] | None = None) -> list[Outcome]:
-    """Run jobs one after another in this process (the default for local work). Ctrl-C raises
-    KeyboardInterrupt at once; checkpoints are written atomically, so the last one stays valid."""
+    """Run jobs one after another in this process (the default for local work). The first Ctrl-C or
+    SIGTERM checkpoints the run under way and stops (Interrupted, a KeyboardInterrupt); queued runs never
+    start; a second Ctrl-C stops at once."""
     outcomes = []
-    for i, job in enumerate(jobs):
-        outcomes.append(Outcome(job, result=job(progress(i, job) if progress else None)))
+    with stop_on_signals():
+        for i, job in enumerate(jobs):
+            outcomes.append(Outcome(job, result=job(progress(i, job) if progress else None)))
     return outcomes
 
 
@@ -204,9 +257,6 @@ class _QueueProgress:
 
     def __call__(self, done: int, total: int, text: str) -> None:
         self.queue.put((self.index, done, total, text))
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _init_worker(threads: int) -> None:

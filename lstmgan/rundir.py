@@ -4,7 +4,7 @@
     <run>/metrics.jsonl   one JSON object per line (epoch or step), appended as training goes
     <run>/checkpoint.pt   latest training state (weights, optimizer, RNG, position); torch.save + os.replace
     <run>/result.json     written last: its presence means the run finished
-    <run>/wandb/          W&B's own files (offline runs can be uploaded with `wandb sync`)
+    <run>/wandb/          W&B's own files while training (`lstmgan sync` uploads the folder itself, once)
     <run>/.lstmgan.lock   held while a command writes the run (see RunLock)
     <run>/task.json       a SLURM task's own account of this run (done/failed + the error's first line)
 

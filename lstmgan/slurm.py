@@ -112,7 +112,7 @@ def load_profile(path: Path | None, flags: dict[str, Any]) -> ClusterProfile:
     profile = ClusterProfile()
     if path is not None:
         if not Path(path).is_file():
-            raise UserError(f"cluster profile {path} does not exist; see jobs/clusters/ for examples")
+            raise UserError(f"cluster profile {path} does not exist; `lstmgan configs` lists the packaged ones")
         profile = apply(profile, load_yaml(path), str(path))
     profile = apply(profile, {k: v for k, v in flags.items() if v is not None}, "command line")
     profile.validate()

@@ -5,6 +5,8 @@ pyproject.toml and constraints.txt). If a submitit release changes them, only th
   own unit conversions (SlurmExecutor._convert_parameters).
 - `submission_script`: the exact sbatch script submitit would submit (SlurmExecutor._make_submission_file_text),
   for --dry-run and `sbatch --test-only`.
+- `requeue_signal`: the signal SLURM sends ahead of a timeout or preemption (USR2 unless
+  SUBMITIT_PREEMPT_SIGNAL says otherwise), on which submitit checkpoints and requeues (JobEnvironment._usr_sig).
 - `parse_sacct`: sacct's --parsable2 output → {job id: {"State": …}} (SlurmInfoWatcher.read_info), which
   also expands array ranges such as 123_[0-3].
 """
@@ -13,6 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import signal
+
+from submitit.core.job_environment import JobEnvironment
 from submitit.slurm.slurm import SlurmExecutor, SlurmJob
 
 TESTED_VERSIONS = ">=1.5.1,<1.6"
@@ -35,3 +40,7 @@ def submission_script(executor: SlurmExecutor, tasks: int) -> str:
 
 def parse_sacct(text: str) -> dict[str, dict[str, str]]:
     return SlurmJob.watcher.read_info(text)
+
+
+def requeue_signal() -> signal.Signals:
+    return JobEnvironment._usr_sig()

@@ -35,7 +35,7 @@ def test_same_command_twice_gives_identical_metrics_and_a_finished_run_is_not_re
     args = ["palindrome", "--model", "lstm", "--length", "5", "--epochs", "3", *TINY]
     assert cli(*args, "--out", tmp_path / "a").code == 0
     assert cli(*args, "--out", tmp_path / "b").code == 0
-    strip = lambda p: [{k: v for k, v in json.loads(line).items() if k != "epoch_time"}  # noqa: E731
+    strip = lambda p: [{k: v for k, v in json.loads(line).items() if k != "epoch_time"}
                        for line in p.read_text().splitlines()]
     a, b = (tmp_path / x / "palindrome" / "lstm-L5-s0" / "metrics.jsonl" for x in "ab")
     assert strip(a) == strip(b)

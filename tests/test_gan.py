@@ -95,7 +95,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights_and_metrics(data_dir, tm
     a, b = (torch.load(tmp_path / x / "checkpoint.pt", weights_only=True) for x in "ab")
     for part in ("generator", "discriminator"):
         assert all(torch.equal(a[part][k], b[part][k]) for k in b[part])
-    strip = lambda run: [{k: v for k, v in r.items() if k != "images_per_s"} for r in rows(run)]  # noqa: E731
+    strip = lambda run: [{k: v for k, v in r.items() if k != "images_per_s"} for r in rows(run)]
     assert strip(tmp_path / "a") == strip(tmp_path / "b")
 
 

@@ -183,7 +183,7 @@ class Judge:
     def __init__(self, classifier: SmallCNN, train_images: Tensor, test_images: Tensor, n: int,
                  rng: torch.Generator) -> None:
         self.classifier, self.n = classifier, min(n, len(test_images), len(train_images))
-        pick = lambda images: images[torch.randperm(len(images), generator=rng)[: self.n].to(images.device)]  # noqa: E731
+        pick = lambda images: images[torch.randperm(len(images), generator=rng)[: self.n].to(images.device)]
         self.test_features, _ = classifier_features(classifier, pick(test_images))
         train_features, _ = classifier_features(classifier, pick(train_images))
         self.floor = frechet_distance(train_features, self.test_features)

@@ -84,3 +84,35 @@ def test_ctrl_c_stops_a_study_before_its_gan_run_and_a_rerun_completes_it(cli, t
     rerun = cli(*args, "--jobs", "1")
     assert rerun.code == 0, rerun.err
     assert len(list(sweep.glob("*/result.json"))) == 6 and list((tmp_path / "runs" / "gan").glob("*/result.json"))
+
+
+@pytest.mark.timeout(240)
+def test_ctrl_c_on_a_gan_run_checkpoints_where_it_is_and_a_rerun_ends_like_an_uninterrupted_run(cli, tmp_path):
+    """One run in this process, checkpointing only at its end (as on a GPU, every 10 epochs): the first
+    Ctrl-C must still leave a checkpoint at the step it stopped at, so nothing is lost."""
+    import json
+
+    from idx import make_tiny_mnist
+
+    make_tiny_mnist(tmp_path / "data", n_train=512, n_test=128)
+    args = ["gan", "--data-dir", tmp_path / "data", "--epochs", "40", "--device", "cpu", "--wandb", "disabled",
+            "--quiet", "--set", "batch_size=32", "--set", "log_every=4", "--set", "sample_every=1000",
+            "--set", "eval_every=0", "--set", "eval_samples=64", "--set", "checkpoint_every=40"]
+    run = tmp_path / "stopped" / "gan" / "mnist-s0"
+    proc = lstmgan(*args, "--out", tmp_path / "stopped")
+    wait_for(lambda: (run / "metrics.jsonl").exists() and len((run / "metrics.jsonl").read_text().splitlines()) >= 3,
+             "three metrics rows")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "stopping at the next checkpoint" in err and "rerun the same command" in err, err
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert 0 < ckpt["step"] < 40 * 16 and not (run / "result.json").exists()
+
+    assert cli(*args, "--out", tmp_path / "stopped").code == 0
+    assert cli(*args, "--out", tmp_path / "whole").code == 0
+    rows = lambda folder: [{k: v for k, v in json.loads(line).items() if k != "images_per_s"}
+                           for line in (folder / "gan" / "mnist-s0" / "metrics.jsonl").read_text().splitlines()]
+    assert rows(tmp_path / "stopped") == rows(tmp_path / "whole")
+    assert json.loads((run / "result.json").read_text())["resumed"] is True
