@@ -26,7 +26,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -47,6 +46,7 @@ RECORD = "slurm.json"
 SUBMITIT = "submitit"
 RUNTIMES = ("none", "apptainer", "singularity", "pyxis")
 # sacct states after which a task will not run again (a requeued task goes back to PENDING).
+SETTLE_S = 30.0  # --wait: how long to wait for sacct to catch up once every run is over
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
                 "DEADLINE", "PREEMPTED", "REVOKED"}
 
@@ -339,7 +339,7 @@ def task_statuses(sweep_dir: Path, record: dict[str, Any] | None = None) -> list
             status = _local_status(sweep_dir / name)
             status.job_id = job.job_id
             status.log = str(job.paths.stderr.relative_to(sweep_dir.absolute()))  # short: the table names the sweep
-            status.state = states.get(job.job_id, "UNKNOWN")
+            status.state = states.get(job.job_id, status.state)  # not in sacct yet: what the run folder says
             finished = RunDir(status.run_dir).result() is not None
             # with several runs per task, a run is done as soon as its result is written
             status.outcome = "done" if finished else "failed" if status.state in FINAL_STATES else "active"
@@ -405,19 +405,15 @@ def _task_error(run_dir: Path, log: Path) -> str:
 
 def wait(sweep_dir: Path, record: dict[str, Any], report: Callable[[list[TaskStatus]], None],
          poll_s: float = 2.0) -> list[TaskStatus]:
-    """Poll sacct until every task reached a final state; call `report` after each poll."""
+    """Poll until every run finished or failed and sacct shows each task's final state; call `report` after
+    each poll. Accounting lags (slurmdbd) or may be off: once every run is over, wait at most
+    SETTLE_S for sacct before returning what the run folders say."""
+    over_since = None
     while True:
         statuses = task_statuses(sweep_dir, record)
         report(statuses)
         if all(s.outcome != "active" for s in statuses):
-            return statuses
+            over_since = over_since or time.monotonic()
+            if all(s.state in FINAL_STATES for s in statuses) or time.monotonic() - over_since > SETTLE_S:
+                return statuses
         time.sleep(poll_s)
-
-
-def offline_runs(sweep_dir: Path) -> list[Path]:
-    """W&B runs logged offline (on compute nodes) under the sweep's run folders."""
-    return sorted(p for p in sweep_dir.glob("*/wandb/offline-run-*") if p.is_dir())
-
-
-def wandb_sync_command(runs: Sequence[Path]) -> list[str]:
-    return [sys.executable, "-m", "wandb", "sync", *map(str, runs)]
