@@ -125,11 +125,9 @@ def save_torch_atomic(obj: Any, path: Path) -> None:
 TRAIN_FIX = "delete it to start this run over, or rerun with --force"
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu", *, fix: str = TRAIN_FIX) -> dict[str, Any]:
+def load_checkpoint(path: Path, *, fix: str = TRAIN_FIX) -> dict[str, Any]:
     """`torch.load(weights_only=True)` onto the CPU (trainers move weights to their device; RNG states must
-    stay CPU tensors): a checkpoint can hold tensors and plain data, never code. `map_location` is
-    accepted for old callers and ignored."""
-    del map_location
+    stay CPU tensors): a checkpoint can hold tensors and plain data, never code."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
