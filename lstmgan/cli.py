@@ -23,7 +23,7 @@ import time
 import traceback
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -329,7 +329,7 @@ def run_on_slurm(jobs: Sequence[Job], sweep_dir: Path, request: SlurmRequest, qu
         statuses = wait(sweep_dir, record, lambda s: task_counts(progress, s))
     print_status(sweep_dir, statuses)
     if summary_title:
-        show_summary(sweep_dir, summary_title, jobs[0].tracking)
+        show_summary(sweep_dir, summary_title, replace(jobs[0].tracking, tags=()))  # the sweep's, not a run's tags
     mode = jobs[0].tracking.mode
     wandb_line([job.run_dir for job in jobs], "offline" if mode == "auto" else mode)  # as slurm.offline_tracking
     failed = [s for s in statuses if s.outcome == "failed"]

@@ -160,7 +160,7 @@ def _group_of_runs(folder: Path) -> str | None:
     return None
 
 
-def _write_once(path: Path, text: str) -> None:
+def write_once(path: Path, text: str) -> None:
     """Create `path` holding `text` unless it exists (parallel workers race to pin one group: first wins)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -272,7 +272,7 @@ class Tracker:
             if group.startswith(parent.name + "-"):
                 if not (parent / GROUP_FILE).exists():
                     try:
-                        _write_once(parent / GROUP_FILE, group)
+                        write_once(parent / GROUP_FILE, group)
                     except OSError:
                         log.warning("cannot write %s; a rerun may get another W&B group", parent / GROUP_FILE)
                 return
@@ -327,10 +327,11 @@ class Tracker:
             return
         import wandb
 
-        self._guard("image", lambda: self._wandb.log(
-            {IMAGE_KEYS.get(key, key): wandb.Image(str(path), caption=caption), self.step_key: step}))
-        if self._wandb is not None:
+        def send() -> None:
+            self._wandb.log({IMAGE_KEYS.get(key, key): wandb.Image(str(path), caption=caption), self.step_key: step})
             self._sent_files[str(path.relative_to(self.run.path))] = file_hash(path)
+
+        self._guard("image", send)
 
     def summary(self, values: dict[str, Any]) -> None:
         if self._wandb is not None:
@@ -370,7 +371,11 @@ class Tracker:
             record["last_step"] = self._sent_step if last is None else max(last, self._sent_step)
         record["files"] = {**record["files"], **self._sent_files}
         record["id"] = self.id
-        write_sync_record(self.run.path, record)
+        try:
+            write_sync_record(self.run.path, record)
+        except OSError as e:  # bookkeeping for a later sync: never a reason to stop training
+            log.warning("cannot write %s (%s); a later `lstmgan sync` may send some steps again",
+                        self.run.path / SYNC_FILE, e)
 
     def _finish_quietly(self) -> None:
         try:

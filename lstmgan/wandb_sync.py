@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lstmgan.config import TrackingConfig
-from lstmgan.errors import UserError
+from lstmgan.config import TrackingConfig, run_kind
+from lstmgan.errors import UserError, first_line
 from lstmgan.rundir import RunDir, write_json_atomic
 from lstmgan.tracking import (
-    IDENTITY_FILE, define_metrics, file_hash, group_id, has_credentials, identity, resolve_mode, run_id, summary_digest,
-    summary_values, sync_record, wandb_row, wandb_settings, write_sync_record,
+    GROUP_FILE, IDENTITY_FILE, define_metrics, file_hash, group_id, has_credentials, identity, resolve_mode, run_id,
+    summary_digest, summary_values, sync_record, wandb_row, wandb_settings, write_once, write_sync_record,
 )
 
 REPORT_DIR = "wandb-report"  # a sweep's or study's report run: report.json (tables, figures) + identity
@@ -124,14 +124,17 @@ def _identity(run: Path, root: Path, *, create: bool) -> dict[str, Any]:
     if ident.get("id"):
         ident.setdefault("step_key", "step" if ident.get("job_type") == "gan" else "epoch")
         return ident
-    config = RunDir(run).stored_config() or {}
-    kind = config.get("kind") or ("gan" if "dataset" in config else "palindrome")
+    config = RunDir(run).config_or_reason()[0] or {}
+    kind = run_kind(config) or ("gan" if "dataset" in config else "palindrome")
     tags = ["gan", str(config.get("dataset"))] if kind == "gan" else [str(config.get("model")),
                                                                       f"L{config.get('length')}"]
     group_folder = root if root != run else run.parent
-    group = group_id(group_folder) if create else ((group_folder / "wandb-group").read_text().strip()
-                                                   if (group_folder / "wandb-group").exists() else
-                                                   f"{group_folder.name}-(new)")
+    if create:
+        group = group_id(group_folder)
+        write_once(group_folder / GROUP_FILE, group)  # the next sync (another process) finds the same group
+    else:
+        group = ((group_folder / GROUP_FILE).read_text().strip() if (group_folder / GROUP_FILE).exists()
+                 else f"{group_folder.name}-(new)")
     return {"id": run_id(run, create=create) or "(new id)", "project": "lstmgan", "entity": None, "group": group,
             "job_type": kind, "tags": tags, "name": run.name, "step_key": "step" if kind == "gan" else "epoch",
             "artifacts": False, "config": {**config, "kind": kind}}
@@ -318,7 +321,7 @@ def sync(folder: Path, dry_run: bool) -> list[str]:
     if not runs:
         raise UserError(f"{folder} holds no run folders (looked for config.yaml up to three levels down)")
     lines: list[str] = []
-    plans = [plan(run, folder, create=not dry_run) for run in runs]
+    plans = [plan(run, folder, create=False) for run in runs]  # reads only: a refused sync writes nothing
     todo = [p for p in plans if not p.empty]
     if dry_run:
         for p in plans:
@@ -328,6 +331,7 @@ def sync(folder: Path, dry_run: bool) -> list[str]:
     if todo and not has_credentials():
         raise UserError("no W&B credentials here: log in with `wandb login` or set WANDB_API_KEY, then rerun "
                         f"`lstmgan sync {folder}` (--dry-run lists what would be uploaded)")
+    plans = [plan(run, folder, create=True) for run in runs]
     for p in plans:
         if p.empty:
             lines += p.describe()
@@ -335,9 +339,8 @@ def sync(folder: Path, dry_run: bool) -> list[str]:
         try:
             offline_dir = replay(p)
         except Exception as e:  # noqa: BLE001 - W&B's own failure to write the local run: one line
-            raise UserError(f"could not write the W&B replay of {p.run} ({type(e).__name__}: "
-                            f"{str(e).strip().splitlines()[0] if str(e).strip() else 'no detail'}); nothing was "
-                            f"uploaded or recorded") from None
+            raise UserError(f"could not write the W&B replay of {p.run} ({type(e).__name__}: {first_line(e)}); "
+                            f"nothing was uploaded or recorded") from None
         upload(offline_dir, f"{p.run} (W&B run {p.target()})")
         commit(p)
         shutil.rmtree(p.run / REPLAY_DIR, ignore_errors=True)  # uploaded: the folder and the record remain
