@@ -36,8 +36,8 @@ def find(name_or_path: str | Path, kind: str) -> Path:
     listing the packaged names."""
     _, noun, flag = _kind(kind)
     path = Path(name_or_path).expanduser()
-    if path.exists():
-        return path
+    if path.is_file() or (path.exists() and ("/" in str(name_or_path) or path.suffix)):
+        return path  # a file; or a path that is clearly one (load_yaml then says what is wrong with it)
     text = str(name_or_path)
     names = packaged(kind)
     stem = text[: -len(".yaml")] if text.endswith(".yaml") else text

@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from lstmgan import __version__, catalog
-from lstmgan.config import (DATASETS, DEVICES, MAX_SEED, MODELS, WANDB_MODES, GanConfig, PalindromeConfig, SweepConfig,
-                            TrackingConfig, build, parse_grid, parse_sets, refuse_owned_sets, to_dict)
-from lstmgan.display import (Reporter, console, print_status, print_table, progress_display, run_reporter, say,
+from lstmgan.config import (DATASETS, DEVICES, MAX_SEED, MODELS, SWEEP_AXES, WANDB_MODES, GanConfig,
+                            PalindromeConfig, SweepConfig, TrackingConfig, build, check_name, parse_grid, parse_sets,
+                            refuse_owned_sets, to_dict)
+from lstmgan.display import (Reporter, print_status, print_table, progress_display, run_reporter, say,
                              task_counts, warn)
 from lstmgan.errors import UserError, first_line
 
@@ -112,6 +113,12 @@ class Options:
         "--wandb-artifacts", help="Log GAN checkpoints as W&B artifacts (at the end of a run, or at sync).",
         rich_help_panel=WANDB)] = False
 
+    def folder(self, default: str) -> str:
+        """--name, checked like a sweep's name: one plain folder under --out."""
+        name = default if self.name is None else self.name
+        check_name("--name", name)
+        return name
+
     def config_file(self) -> Path | None:
         return catalog.find(self.config, "job") if self.config else None
 
@@ -176,7 +183,11 @@ class SlurmOptions:
         from lstmgan.slurm import load_profile
 
         path = catalog.find(self.cluster, "cluster") if self.cluster else None
-        return SlurmRequest(load_profile(path, flags), str(path) if path else "built-in defaults", self.wait, dry_run)
+        profile = load_profile(path, flags)
+        if self.image and profile.container.runtime == "none":
+            raise UserError("--image needs a container runtime: add --container apptainer (or singularity, pyxis) "
+                            "or set container.runtime in the cluster profile")
+        return SlurmRequest(profile, str(path) if path else "built-in defaults", self.wait, dry_run)
 
 
 def with_options(cls: type, arg: str, *, omit: Sequence[str] = (), defaults: dict[str, Any] | None = None,
@@ -356,9 +367,8 @@ def show_summary(sweep_dir: Path, title: str, tracking: TrackingConfig | None = 
 
 # --- training commands ------------------------------------------------------------------------------------------
 
-SWEEP_OWNS = {key: flag for flag, keys in (("--models", ("model", "models")), ("--lengths", ("length", "lengths")),
-                                           ("--seeds", ("seed", "seeds")))
-              for base in keys for key in (base, f"run.{base}")}
+# Keys a command sets with flags of its own; refuse_owned_sets matches dotted forms (run.model) too.
+SWEEP_OWNS = {key: flag for single, flag in SWEEP_AXES.items() for key in (single, single + "s")}
 STUDY_OWNS = {"dataset": "--dataset", "data_dir": "--data-dir"}
 
 
@@ -380,7 +390,7 @@ def palindrome(
 
     cfg = build(PalindromeConfig, yaml_path=opts.config_file(), sets=opts.sets({}), flags={
         "model": value(model), "length": length, "seed": seed, "epochs": epochs, "device": value(opts.device)})
-    job = palindrome_job(cfg, opts.out / (opts.name or "palindrome"), opts.tracking(), force=opts.force)
+    job = palindrome_job(cfg, opts.out / opts.folder("palindrome"), opts.tracking(), force=opts.force)
 
     def done() -> None:
         result = job_result(job)
@@ -444,7 +454,7 @@ def gan(
         "seed": seed, "epochs": epochs, "device": value(opts.device)})
     from lstmgan.study import gan_job
 
-    job = gan_job(cfg, opts.out / (opts.name or "gan"), opts.tracking(), force=opts.force)
+    job = gan_job(cfg, opts.out / opts.folder("gan"), opts.tracking(), force=opts.force)
 
     def done() -> None:
         result = job_result(job)
@@ -604,7 +614,7 @@ def interpolate_cmd(
         say(f"{strip['png']}: {' → '.join(str(c) for c in strip['classes'])}")
 
 
-MAX_SAMPLES = 100_000  # 28×28 float32: about 300 MB in memory at this bound
+MAX_DRAW = 100_000  # 28×28 float32: about 300 MB in memory at this bound
 
 
 def check_seed(seed: int) -> None:
@@ -627,8 +637,8 @@ def sample(
     from lstmgan.launch import resolve_device
     from lstmgan.rundir import check_writable
 
-    if not 1 <= n <= MAX_SAMPLES:
-        raise UserError(f"--n must be between 1 and {MAX_SAMPLES}, got {n}; draw larger sets in several files")
+    if not 1 <= n <= MAX_DRAW:
+        raise UserError(f"--n must be between 1 and {MAX_DRAW}, got {n}; draw larger sets in several files")
     check_seed(seed)
     if out.suffix not in (".npy", ".png"):
         raise UserError(f"--out {out} must end in .npy (array) or .png (grid)")
@@ -741,6 +751,11 @@ def root(
 MULTI_VALUE = {"--lengths", "--models", "--seeds"}
 
 
+def is_flag(arg: str) -> bool:
+    """`-h`, `--quiet`: not a value; `-1` (a negative seed, refused later with its rule) is one."""
+    return arg.startswith("-") and not arg[1:2].isdigit()
+
+
 def expand_multi_value(argv: Sequence[str]) -> list[str]:
     """`--lengths 5 10 15` / `--lengths 5,10` / `--lengths=5,10` → `--lengths 5 --lengths 10 …`."""
     out: list[str] = []
@@ -751,7 +766,7 @@ def expand_multi_value(argv: Sequence[str]) -> list[str]:
         if flag in MULTI_VALUE:
             values = [inline] if eq else []
             i += 1
-            while not eq and i < len(argv) and not argv[i].startswith("--"):
+            while not eq and i < len(argv) and not is_flag(argv[i]):
                 values.append(argv[i])
                 i += 1
             pieces = [p for v in values for p in v.split(",") if p != ""]
@@ -851,9 +866,6 @@ def crash_file(exc: BaseException, argv: Sequence[str]) -> Path | None:
 INTERRUPTED = "interrupted; rerun the same command to resume from the last checkpoints"
 
 
-def error(text: str) -> None:
-    console.print(f"lstmgan: {text}", markup=False, highlight=False, soft_wrap=True)
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code. One line on stderr for every error, whatever raised it."""
@@ -865,31 +877,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = typer.main.get_command(app).main(args, prog_name="lstmgan", standalone_mode=False)
     except UserError as e:
-        error(f"error: {e}")
+        warn(f"error: {e}")
         return 2
     except typer.TyperException as e:  # usage errors: unknown option, value of the wrong type, …
         if type(e).__name__ != "NoArgsIsHelpError":  # no arguments: the help was printed (typer checks the name too)
-            error(f"error: {usage_message(e, args)}")
+            warn(f"error: {usage_message(e, args)}")
         return 2
     except typer.Exit as e:
         return e.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        error(INTERRUPTED)
+        warn(INTERRUPTED)
         return 130
     except Exception as e:  # the last line of defence: one line, never a traceback by accident
         if debug:
             traceback.print_exception(e)
         cause = os_error(e)
         if cause is not None:
-            error(f"error: {os_message(cause, args)}")
+            warn(f"error: {os_message(cause, args)}")
             return 3
         if not debug:
             path = crash_file(e, raw)
             where = f"full traceback in {path}" if path else "rerun with --debug for the traceback"
-            error(f"internal error: {type(e).__name__}: {first_line(e)}; {where}")
+            warn(f"internal error: {type(e).__name__}: {first_line(e)}; {where}")
         return 1
     if code == 130:  # typer turns Ctrl-C into Exit(130), which comes back as the code
-        error(INTERRUPTED)
+        warn(INTERRUPTED)
     return code if isinstance(code, int) else 0  # typer.Exit(n) raised in a command comes back as n
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -113,7 +114,7 @@ class SweepConfig:
     run: PalindromeConfig = field(default_factory=PalindromeConfig)
 
     def validate(self) -> None:
-        _name("name", self.name)
+        check_name("name", self.name)
         for key in ("lengths", "models", "seeds"):
             values = getattr(self, key)
             if not values:
@@ -372,7 +373,7 @@ def refuse_owned_sets(sets: dict[str, Any], owned: dict[str, str], command: str 
         bare = key.rpartition(".")[2]
         if bare in owned:
             where = f" under {command}" if command else ""
-            raise UserError(f"--set {key}={_text(value)} is ignored{where}: {bare} is set with {owned[bare]}; "
+            raise UserError(f"--set {key}={_text(value)} is refused{where}: {bare} is set with {owned[bare]}; "
                             f"use {owned[bare]} instead")
 
 
@@ -580,10 +581,10 @@ def _once(key: str, values: list[Any]) -> None:
 
 
 def _positive(key: str, value: float) -> None:
-    if not value > 0:
-        raise UserError(f"{key} must be positive, got {value}")
+    if not (value > 0 and math.isfinite(value)):
+        raise UserError(f"{key} must be a positive finite number, got {value}")
 
 
-def _name(key: str, value: str) -> None:
+def check_name(key: str, value: str) -> None:
     if not value or "/" in value or value.startswith("."):
         raise UserError(f"{key} {value!r} must be a plain folder name (no '/', not starting with '.')")

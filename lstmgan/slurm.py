@@ -44,6 +44,8 @@ from lstmgan.rundir import TASK, RunDir, write_json_atomic
 
 RECORD = "slurm.json"
 SUBMITIT = "submitit"
+MAX_MEM_GB = 2**20  # 1 PB per task: beyond any node; also keeps `inf` out of submitit's unit conversion
+MAX_TIME_MIN = 366 * 24 * 60
 RUNTIMES = ("none", "apptainer", "singularity", "pyxis")
 # sacct states after which a task will not run again (a requeued task goes back to PENDING).
 SETTLE_S = 30.0  # --wait: how long to wait for sacct to catch up once every run is over
@@ -90,8 +92,12 @@ class ClusterProfile:
                          ("runs_per_task", 0), ("max_tasks", 1)):
             if getattr(self, key) < low:
                 raise UserError(f"cluster profile: {key} must be at least {low}, got {getattr(self, key)}")
-        if self.mem is not None and not self.mem > 0:
-            raise UserError(f"cluster profile: mem must be a positive number of GB, got {self.mem}")
+        if self.mem is not None and not 0 < self.mem <= MAX_MEM_GB:
+            raise UserError(f"cluster profile: mem must be a positive number of GB up to {MAX_MEM_GB}, got {self.mem}")
+        for key, high in (("time", MAX_TIME_MIN), ("cpus", 4096), ("gpus", 64), ("array_parallelism", 10**5),
+                          ("max_requeues", 1000), ("runs_per_task", 10**5), ("max_tasks", 10**5)):
+            if getattr(self, key) > high:  # beyond any cluster: a typo, refused before sbatch sees it
+                raise UserError(f"cluster profile: {key} must be at most {high}, got {getattr(self, key)}")
         for line in self.sbatch:
             if not line.removeprefix("#SBATCH").strip().startswith("--"):
                 raise UserError(f"cluster profile: sbatch line {line!r} must be a long option like --mail-type=END")

@@ -48,6 +48,12 @@ def test_same_command_twice_gives_identical_metrics_and_a_finished_run_is_not_re
 
 BAD_INPUTS = [
     (["palindrome", "--model", "gru"], "unknown model 'gru'"),
+    (["palindrome", "--name", "../elsewhere"], "--name '../elsewhere' must be a plain folder name"),
+    (["gan", "--name", ""], "--name '' must be a plain folder name"),
+    (["palindrome", "--set", "lr=inf"], "lr must be a positive finite number"),
+    (["sweep", "--slurm", "--image", "lstmgan.sif", "--dry-run"], "--image needs a container runtime"),
+    (["sweep", "--slurm", "--mem", "inf", "--dry-run"], "mem must be a positive number of GB"),
+    (["sweep", "--slurm", "--time", "99999999", "--dry-run"], "time must be at most"),
     (["palindrome", "--length", "0"], "length must be at least 1"),
     (["palindrome", "--length", "ten"], "Invalid value for '--length'"),
     (["palindrome", "--epochs", "0"], "epochs must be at least 1"),

@@ -75,3 +75,17 @@ def test_no_arguments_prints_the_help_as_a_usage_error(capsys):
     assert main([]) == 2
     out, err = capsys.readouterr()
     assert "Usage: lstmgan" in out and err == ""
+
+
+def test_h_after_a_list_of_values_still_asks_for_help(cli):
+    r = cli("sweep", "--lengths", "5", "10", "-h")
+    assert r.code == 0 and "--lengths" in r.out
+
+
+def test_a_folder_named_like_a_packaged_config_does_not_hide_it(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "study").mkdir()  # e.g. `lstmgan study --out study` ran here before
+    (tmp_path / "local").mkdir()
+    assert cli("study", "--preset", "quick", "--print-config").code == 0
+    r = cli("sweep", "--lengths", "3", "--slurm", "--cluster", "local", "--dry-run", "--out", tmp_path / "runs")
+    assert r.code == 0 and "jobs/clusters/local.yaml" in r.out, r.err

@@ -154,7 +154,7 @@ def test_a_set_key_owned_by_a_flag_is_refused_naming_the_flag(key):
     flag = SWEEP_AXES[key.rpartition(".")[2]]
     with pytest.raises(UserError) as e:
         refuse_owned_sets({key: 5}, SWEEP_AXES, "sweep")
-    assert str(e.value) == f"--set {key}=5 is ignored under sweep: {key.rpartition('.')[2]} is set with {flag}; " \
+    assert str(e.value) == f"--set {key}=5 is refused under sweep: {key.rpartition('.')[2]} is set with {flag}; " \
                            f"use {flag} instead"
 
 

@@ -88,7 +88,7 @@ def test_each_run_records_its_kind_and_the_summary_reads_by_kind(cli, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--epochs", "0"], "lstmgan: error: epochs must be at least 1, got 0"),
     (["--seeds", "0", "-1"], "lstmgan: error: seed must be at least 0, got -1"),
-    (["--set", "model=rnn"], "lstmgan: error: --set model=rnn is ignored under sweep: model is set with --models"),
+    (["--set", "model=rnn"], "lstmgan: error: --set model=rnn is refused under sweep: model is set with --models"),
     (["--set", "grid={model: [rnn]}"], "lstmgan: error: grid: model cannot be a grid key"),
     (["--set", "grid={hidden: [16, 0x10]}"], "lstmgan: error: grid hidden lists 16 twice"),
     (["--config", "{binary}"], "lstmgan: error: config {binary} is not a UTF-8 text file; give a YAML file"),
