@@ -698,8 +698,6 @@ def sync(
     """Upload what W&B lacks of each run folder (one W&B run per folder; twice uploads nothing twice)."""
     from lstmgan.wandb_sync import sync as sync_folder
 
-    if not folder.is_dir():
-        raise UserError(f"{folder} is not a folder; give a sweep, study or run folder such as runs/palindrome")
     for line in sync_folder(folder, dry_run):
         say(line)
 

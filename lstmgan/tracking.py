@@ -77,7 +77,7 @@ def _netrc_has_key() -> bool:
         return False
 
 
-def wandb_row(row: dict[str, Any], step_key: str) -> dict[str, Any]:
+def wandb_row(row: dict[str, Any]) -> dict[str, Any]:
     """A flat metrics.jsonl row as W&B sees it: namespaced keys; a list (a class histogram) becomes
     key/0, key/1, … so each class is a chart. The step keys (epoch, step) keep their names."""
     out: dict[str, Any] = {}
@@ -212,17 +212,15 @@ class Tracker:
     """metrics.jsonl + W&B for one run. Use as a context manager so W&B is always finished."""
 
     def __init__(self, run: RunDir, cfg: TrackingConfig, *, name: str, config: dict[str, Any],
-                 step_key: str, resume_at: int | None = None, keep_metrics: bool = False) -> None:
-        """resume_at: the step the checkpoint covers (None: a fresh run, metrics start empty).
-        keep_metrics: attach to a finished run without touching its metrics."""
+                 step_key: str, resume_at: int | None = None) -> None:
+        """resume_at: the step the checkpoint covers (None: a fresh run, metrics start empty)."""
         self.run = run
         self.cfg = cfg
         self.step_key = step_key
         self.mode = resolve_mode(cfg.mode)
-        if not keep_metrics:
-            self._truncate(resume_at)
+        self._truncate(resume_at)
         uploaded = (run.path / SYNC_FILE).exists() or identity(run.path).get("url")
-        if resume_at is None and not keep_metrics and uploaded:
+        if resume_at is None and uploaded:
             # A fresh start in a folder W&B already holds steps of: a new W&B run, not a second history.
             (run.path / SYNC_FILE).unlink(missing_ok=True)
             (run.path / "wandb-id").unlink(missing_ok=True)
@@ -316,7 +314,7 @@ class Tracker:
             f.write(json.dumps(row) + "\n")
         step = row.get(self.step_key)
         if self._wandb is not None and (step is None or step > self._skip_until):
-            self._guard("log", lambda: self._wandb.log(wandb_row(row, self.step_key)))
+            self._guard("log", lambda: self._wandb.log(wandb_row(row)))
             if isinstance(step, int) and self._wandb is not None:
                 self._sent_step = max(step, self._sent_step or step)
                 if time.monotonic() - self._recorded_at > RECORD_EVERY_S:

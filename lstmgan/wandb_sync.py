@@ -19,6 +19,7 @@ files with one id whose steps overlap, and post-hoc work would add a record with
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -36,6 +37,8 @@ from lstmgan.tracking import (
     GROUP_FILE, IDENTITY_FILE, define_metrics, file_hash, group_id, has_credentials, identity, resolve_mode, run_id,
     summary_digest, summary_values, sync_record, wandb_row, wandb_settings, write_once, write_sync_record,
 )
+
+log = logging.getLogger(__name__)
 
 REPORT_DIR = "wandb-report"  # a sweep's or study's report run: report.json (tables, figures) + identity
 REPLAY_DIR = "wandb-sync"  # the offline run a sync builds and uploads (kept until the next sync)
@@ -258,7 +261,7 @@ def replay(p: Plan) -> Path:
         events += [(step, 1, (key, paths)) for step, key, paths in p.images]
         for step, kind, item in sorted(events, key=lambda e: (e[0], e[1])):
             if kind == 0:
-                wb.log(wandb_row(item, step_key))
+                wb.log(wandb_row(item))
             else:
                 key, paths = item
                 images = [wandb.Image(str(path), caption=path.stem) for path in paths]
@@ -379,9 +382,7 @@ def log_report(folder: Path, tables: dict[str, tuple[list[str], list[list[Any]]]
         try:
             sync(run, dry_run=False)
         except Exception as e:  # noqa: BLE001 - the report on disk is the result; W&B is a copy of it
-            import logging
-
-            logging.getLogger(__name__).warning("W&B report upload failed (%s); `lstmgan sync %s` retries",
+            log.warning("W&B report upload failed (%s); `lstmgan sync %s` retries",
                                                 e, folder)
     return run
 
@@ -397,7 +398,5 @@ def publish(run: Path, tracking: TrackingConfig) -> None:
         return
     try:
         sync(run, dry_run=False)
-    except Exception as e:  # noqa: BLE001
-        import logging
-
-        logging.getLogger(__name__).warning("W&B upload of %s failed (%s); `lstmgan sync %s` retries", run, e, run)
+    except Exception as e:  # noqa: BLE001 - post-hoc work is done; W&B is a copy of it
+        log.warning("W&B upload of %s failed (%s); `lstmgan sync %s` retries", run, e, run)

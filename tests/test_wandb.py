@@ -339,7 +339,7 @@ def test_a_fresh_start_in_an_uploaded_folder_gets_a_new_wandb_run(finished_run):
 
 def test_flat_metrics_keys_become_namespaced_wandb_keys():
     row = {"step": 5, "epoch": 1, "fid": 3.0, "class_histogram": [1, 2], "d_loss": 0.1}
-    assert tracking.wandb_row(row, "step") == {
+    assert tracking.wandb_row(row) == {
         "step": 5, "epoch": 1, "quality/classifier_fid": 3.0, "quality/class_histogram/0": 1,
         "quality/class_histogram/1": 2, "gan/d_loss": 0.1}
 
