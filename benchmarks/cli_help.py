@@ -1,6 +1,6 @@
 """How fast the CLI answers `--help`: wall time of fresh processes, against a bare `python -c pass`.
 
-`lstmgan --help` must not import torch, torchvision, submitit or wandb (cli.py imports them inside the
+`lstmgan --help` must not import torch, torchvision, submitit or wandb (lstmgan/cli imports them inside the
 commands). Each command line runs as a new process, interleaved with the others, and the median of several
 rounds is reported, so the ratio to the baseline is fair on a shared, noisy machine.
 

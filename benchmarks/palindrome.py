@@ -63,7 +63,7 @@ def bench_steps(rounds: int, steps: int) -> list[list[str]]:
 
 
 def bench_sweep() -> float:
-    from lstmgan.cli import main
+    from lstmgan.cli.main import main
 
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()

@@ -1,3 +1,3 @@
-from lstmgan.cli import entrypoint
+from lstmgan.cli.main import entrypoint
 
 entrypoint()

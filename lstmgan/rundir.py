@@ -15,15 +15,8 @@ they touch anything, so bad input never leaves a half-changed folder behind.
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import secrets
 import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -33,13 +26,14 @@ import torch
 import yaml
 
 from lstmgan.errors import UserError, first_line
+from lstmgan.fs import is_number, is_temp, read_jsonl, save_torch_atomic, write_json_atomic, write_text_atomic
+from lstmgan.lock import LOCK, RunLock
 
 # Keys that may differ between the stored and the requested config without making it another run.
 # `kind` and `format` describe the file, not the run: folders written before they were recorded still match.
 # `epochs` is not identity either: asking a run for more epochs continues it from its checkpoint.
 NOT_IDENTITY = frozenset({"device", "data_dir", "download", "classifier", "checkpoint_every", "cuda_graphs",
                           "kind", "format", "epochs"})
-LOCK = ".lstmgan.lock"
 TASK = "task.json"
 # Files that do not make a folder "a run": our lock, a task's note, temp files of our atomic writes.
 BOOKKEEPING = frozenset({LOCK, TASK})
@@ -52,72 +46,6 @@ class State(str, Enum):
 
 
 # --- atomic files ----------------------------------------------------------------------------------
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _temp_beside(path: Path) -> tuple[int, str]:
-    """A temp file next to `path`, with the permissions a plain open() would give (mkstemp's are 0600,
-    which would hide results from the other users of a shared cluster folder)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o666 & ~_umask())
-    return fd, tmp
-
-
-def with_path(e: OSError, path: Path) -> OSError:
-    """The same OSError, naming `path` when it names no file (a write's ENOSPC/EDQUOT names none), so the
-    CLI's one line says which file could not be written."""
-    if e.filename is not None:
-        return e
-    named = type(e)(e.errno, e.strerror or str(e), str(path))
-    named.__cause__ = e
-    return named
-
-
-def is_temp(path: Path) -> bool:
-    """A temp file of our atomic writes (`.<name>.<random>.tmp`)."""
-    return path.name.startswith(".") and path.name.endswith(".tmp") and path.name.count(".") >= 3
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over `path` (atomic on POSIX). On any
-    failure (a full disk included) the temp file is removed and `path` keeps its old content."""
-    try:
-        fd, tmp = _temp_beside(path)
-    except OSError as e:
-        raise with_path(e, path) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise with_path(e, path) from None
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode())
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def save_torch_atomic(obj: Any, path: Path) -> None:
-    """torch.save into memory, then one atomic write: a full disk then surfaces as an OSError naming `path`
-    (torch would wrap it in a RuntimeError), and the previous file stays whole."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    write_bytes_atomic(path, buf.getbuffer())
 
 
 # What to tell the user about a bad checkpoint depends on the command: training can start over, a
@@ -228,35 +156,6 @@ class RunDir:
         return removed
 
 
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def rows_with(rows: list[dict[str, Any]], numbers: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The metrics rows that hold a number under every key in `numbers` (readers plot only those)."""
-    return [r for r in rows if all(is_number(r.get(k)) for k in numbers)]
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The JSON objects of a JSONL file; a torn last line (killed mid-write), a line that is not an object
-    and undecodable bytes are skipped, so readers never crash on a damaged file."""
-    try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    except OSError:
-        return []
-    rows = []
-    for line in text.splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
 def _defaults_for(config: dict[str, Any]) -> dict[str, Any]:
     """The defaults of the run config `config` was made from (by its `kind`, or its keys for a folder
     written before `kind` was recorded), or {}."""
@@ -364,173 +263,3 @@ def prepare(run: RunDir, config: dict[str, Any], *, force: bool) -> State:
 # --- one writer per run folder ---------------------------------------------------------------------------
 
 
-def _slurm_task() -> tuple[str | None, str | None]:
-    """(job id, array task id) of the SLURM task this process runs in; a requeued task keeps both."""
-    env = os.environ
-    if env.get("SLURM_ARRAY_JOB_ID"):
-        return env["SLURM_ARRAY_JOB_ID"], env.get("SLURM_ARRAY_TASK_ID")
-    return env.get("SLURM_JOB_ID"), None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-def _slurm_job_running(job: str, task: str | None) -> bool | None:
-    """Whether squeue still lists the job (None: cannot tell, e.g. no squeue on this host)."""
-    if shutil.which("squeue") is None:
-        return None
-    ident = f"{job}_{task}" if task is not None else job
-    try:
-        proc = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ident], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if proc.returncode != 0:  # squeue errs on ids it no longer knows
-        return False
-    return bool(proc.stdout.strip())
-
-
-class RunLock:
-    """One writer per run folder: `<run>/.lstmgan.lock`, a small JSON file {host, pid, slurm_job_id,
-    slurm_array_task, started, token} created with O_CREAT|O_EXCL.
-
-    What it relies on: O_EXCL creation is atomic on local filesystems, on NFS v3 and later (Linux ≥ 2.6.5
-    clients) and on Lustre; rename() is atomic on all of them. No fcntl/flock (unreliable over NFS, and
-    lost silently when a client reboots). A lock is stale, and taken over, when
-    - it names this host and its PID is not alive (a killed or crashed command), or this very process;
-    - it names the SLURM task this process runs as (a requeued task after preemption or timeout);
-    - it names another host and a SLURM job that squeue no longer lists. A lock from another host without
-      a SLURM job is never taken over: we cannot see that host's processes (delete the file by hand).
-    PID reuse on the same host could keep a dead holder looking alive; the message then names the file.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self.path = self.folder / LOCK
-        self.token: str | None = None
-
-    @staticmethod
-    def _me(token: str) -> dict[str, Any]:
-        job, task = _slurm_task()
-        return {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": job, "slurm_array_task": task,
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "token": token}
-
-    def holder(self) -> dict[str, Any] | None:
-        """The lock's content; {} for an unreadable or torn one; None when there is no lock."""
-        try:
-            data = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, UnicodeDecodeError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    @staticmethod
-    def is_stale(holder: dict[str, Any]) -> bool:
-        if not holder or not isinstance(holder.get("pid"), int):
-            return True  # a creator killed between create and write, or garbage: nobody holds it
-        job, task = _slurm_task()
-        if job is not None and holder.get("slurm_job_id") == job and holder.get("slurm_array_task") == task:
-            return True  # our own SLURM task, requeued: its earlier attempt is gone
-        if holder.get("host") == socket.gethostname():
-            return holder["pid"] == os.getpid() or not _pid_alive(holder["pid"])
-        if holder.get("slurm_job_id"):
-            return _slurm_job_running(str(holder["slurm_job_id"]), holder.get("slurm_array_task")) is False
-        return False
-
-    def describe(self, holder: dict[str, Any]) -> str:
-        who = f"PID {holder.get('pid')} on {holder.get('host')}"
-        if holder.get("slurm_job_id"):
-            task = holder.get("slurm_array_task")
-            who += f", SLURM job {holder['slurm_job_id']}" + (f"_{task}" if task is not None else "")
-        return who + (f", since {holder['started']}" if holder.get("started") else "")
-
-    def _refuse(self, holder: dict[str, Any]) -> UserError:
-        return UserError(f"{self.folder} is being written by another command ({self.describe(holder)}); wait "
-                         f"for it to end (or stop it), then rerun; if it is gone, delete {self.path}")
-
-    def check(self) -> None:
-        """Refuse (read-only) if a live writer holds the folder."""
-        holder = self.holder()
-        if holder is not None and not self.is_stale(holder):
-            raise self._refuse(holder)
-
-    def acquire(self) -> None:
-        token = secrets.token_hex(8)
-        data = json.dumps(self._me(token)).encode()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for _ in range(20):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self.holder()
-                if holder is None:
-                    continue  # released meanwhile: try again
-                if not self.is_stale(holder):
-                    raise self._refuse(holder) from None
-                self._break(holder)
-                continue
-            except OSError as e:
-                raise with_path(e, self.path) from None
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            except OSError as e:
-                os.close(fd)
-                self.path.unlink(missing_ok=True)
-                raise with_path(e, self.path) from None
-            os.close(fd)
-            self.token = token
-            return
-        raise UserError(f"could not take the lock {self.path} (other commands keep taking it); rerun")
-
-    def _break(self, judged: dict[str, Any]) -> None:
-        """Move a stale lock aside by an atomic rename (only one of two racing writers succeeds), and put it
-        back if what was moved is not the lock judged stale (someone took it over in between)."""
-        aside = self.folder / f"{LOCK}.{secrets.token_hex(4)}.stale"
-        try:
-            os.rename(self.path, aside)
-        except FileNotFoundError:
-            return
-        try:
-            moved = json.loads(aside.read_text())
-        except (OSError, ValueError, UnicodeDecodeError):
-            moved = {}
-        if moved != judged and isinstance(moved, dict) and moved.get("token") != judged.get("token"):
-            try:
-                os.link(aside, self.path)  # fails if a new lock exists already: then that one rules
-            except OSError:
-                pass
-        aside.unlink(missing_ok=True)
-
-    def release(self) -> None:
-        if self.token is None:
-            return
-        holder = self.holder()
-        if holder and holder.get("token") == self.token:
-            self.path.unlink(missing_ok=True)
-        self.token = None
-
-    def __enter__(self) -> RunLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.release()
-
-
-def check_writable(folder: Path) -> None:
-    """Fail early, with the fix, when runs cannot be written under `folder`."""
-    probe_dir = folder
-    while not probe_dir.exists():
-        probe_dir = probe_dir.parent
-    if not probe_dir.is_dir():
-        raise UserError(f"output path {folder} is under a file ({probe_dir}); choose another --out")
-    if not os.access(probe_dir, os.W_OK | os.X_OK):
-        raise UserError(f"output folder {probe_dir} is not writable; choose another --out or fix its permissions")

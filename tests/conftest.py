@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lstmgan.cli import main
+from lstmgan.cli.main import main
 
 # Tiny but real settings: every test run trains for real, on small data, in about a second.
 TINY = ["--set", "hidden=16", "--set", "samples=200", "--wandb", "disabled", "--device", "cpu"]

@@ -4,9 +4,9 @@ import json
 
 import pytest
 import torch
-
 from conftest import TINY, snapshot
-from lstmgan.cli import expand_multi_value
+
+from lstmgan.cli.main import expand_multi_value
 
 
 def test_multi_value_flags_accept_spaces_commas_and_repeats():

@@ -5,7 +5,7 @@ import io
 
 from rich.console import Console
 
-from lstmgan import display
+from lstmgan.cli import display
 
 
 def test_a_run_reporting_batches_shows_them_with_its_text_and_an_eta(monkeypatch):

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY, snapshot
+
 from lstmgan.config import PalindromeConfig
 
 RUN = ["palindrome", "--model", "rnn", "--length", "4", "--epochs", "1", *TINY, "--quiet"]

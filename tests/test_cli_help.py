@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from lstmgan.cli import main
+from lstmgan.cli.main import main
 
 
 def test_help_and_h_list_the_commands(cli):
@@ -57,8 +57,9 @@ def test_study_help_has_only_the_flags_study_has(cli, monkeypatch):
 
 
 def test_importing_the_cli_loads_neither_torch_nor_submitit_nor_wandb():
-    code = ("import sys, lstmgan.cli; heavy = [m for m in ('torch', 'torchvision', 'submitit', 'wandb', 'matplotlib') "
-            "if m in sys.modules]; print(heavy)")
+    code = ("import sys, lstmgan.cli.main; "
+            "heavy = [m for m in ('torch', 'torchvision', 'submitit', 'wandb', 'matplotlib') if m in sys.modules]; "
+            "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -1,7 +1,6 @@
 """Seeing before running: --print-config, --dry-run (with and without --slurm), --grid, refused --set keys."""
 
 import yaml
-
 from conftest import TINY, snapshot
 from idx import make_tiny_mnist
 

@@ -2,8 +2,21 @@ import os
 
 import pytest
 
-from lstmgan.config import (SWEEP_AXES, GanConfig, PalindromeConfig, StudyConfig, SweepConfig, build, from_dict,
-                            load_yaml, parse_grid, parse_sets, refuse_owned_sets, run_config_dict, to_dict)
+from lstmgan.config import (
+    SWEEP_AXES,
+    GanConfig,
+    PalindromeConfig,
+    StudyConfig,
+    SweepConfig,
+    build,
+    from_dict,
+    load_yaml,
+    parse_grid,
+    parse_sets,
+    refuse_owned_sets,
+    run_config_dict,
+    to_dict,
+)
 from lstmgan.errors import UserError
 
 

@@ -13,11 +13,11 @@ import torch
 from idx import make_tiny_mnist
 
 from lstmgan.config import GanConfig, PalindromeConfig, TrackingConfig
-from lstmgan.environment import deterministic, describe, no_tf32, usable_cpus
+from lstmgan.environment import describe, deterministic, no_tf32, usable_cpus
 from lstmgan.gan.models import Discriminator, Generator
 from lstmgan.gan.train import RNG_KEYS, FastStep, make_optimizers, run_gan
-from lstmgan.launch import Interrupted, Job, Run
 from lstmgan.palindrome.train import run_palindrome
+from lstmgan.runner.job import Interrupted, Job, Run
 
 OFF = TrackingConfig(mode="disabled")
 

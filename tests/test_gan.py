@@ -3,19 +3,18 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
-from dataclasses import replace
-
 from conftest import snapshot
 from idx import make_tiny_mnist
+
 from lstmgan.config import GanConfig, TrackingConfig, build
 from lstmgan.gan.train import run_gan
-from lstmgan.launch import Job
+from lstmgan.runner.job import Job
 
 WANDB = str(Path(sys.executable).parent / "wandb")
 TINY_GAN = ["--set", "batch_size=32", "--set", "log_every=4", "--set", "sample_every=8", "--set", "eval_every=1",
@@ -32,7 +31,7 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(data_dir, tmp_path_factory):
     """One tiny GAN run shared by the read-only tests below (W&B offline, read back later)."""
-    from lstmgan.cli import main
+    from lstmgan.cli.main import main
 
     out = tmp_path_factory.mktemp("runs")
     code = main(["gan", "--data-dir", str(data_dir), "--epochs", "10", "--out", str(out), "--wandb", "offline",

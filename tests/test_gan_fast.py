@@ -16,7 +16,7 @@ from lstmgan.config import GanConfig, TrackingConfig
 from lstmgan.gan.data import iterate_batches, load_images
 from lstmgan.gan.models import Discriminator, Generator
 from lstmgan.gan.train import RNG_KEYS, gan_step, run_gan
-from lstmgan.launch import Interrupted, Job, Run
+from lstmgan.runner.job import Interrupted, Job, Run
 
 OFF = TrackingConfig(mode="disabled")
 

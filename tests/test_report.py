@@ -5,7 +5,6 @@ import statistics
 
 import pytest
 import torch
-
 from idx import make_tiny_mnist
 
 TINY_STUDY = """
@@ -21,7 +20,7 @@ presets:
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    from lstmgan.cli import main
+    from lstmgan.cli.main import main
 
     root = tmp_path_factory.mktemp("study")
     make_tiny_mnist(root / "data", n_train=256, n_test=128)
@@ -92,7 +91,7 @@ def test_report_works_on_partial_results_and_says_what_is_missing(study, tmp_pat
 
 def test_a_preset_overrides_the_top_level_and_unknown_presets_are_errors(tmp_path):
     from lstmgan.errors import UserError
-    from lstmgan.study import load_study
+    from lstmgan.experiments import load_study
 
     path = tmp_path / "s.yaml"
     path.write_text(TINY_STUDY)

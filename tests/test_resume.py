@@ -7,7 +7,6 @@ import sys
 import time
 
 import torch
-
 from conftest import TINY
 
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from submitit.slurm.slurm import SlurmJob
-
 from conftest import TINY
+from submitit.slurm.slurm import SlurmJob
 from test_resume import metrics_without_times
+
 from lstmgan.config import SweepConfig, TrackingConfig
-from lstmgan.slurm import load_profile, plan_tasks, preview, task_runs, task_statuses
-from lstmgan.sweep import make_jobs
+from lstmgan.experiments import make_jobs
+from lstmgan.runner.slurm import load_profile, plan_tasks, preview, task_runs, task_statuses
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_SCRIPT = ROOT / "tests" / "slurm" / "local-cluster.sh"
@@ -215,7 +215,7 @@ def test_status_never_unpickles_a_planted_result_file(cli, tmp_path):
     r = cli("status", sweep)
     assert r.code == 0 and "4242_0" in r.out, r.err
     assert not witness.exists(), "status unpickled a planted file"
-    import lstmgan.slurm as slurm_module
+    import lstmgan.runner.slurm as slurm_module
 
     assert "pickle_load" not in Path(slurm_module.__file__).read_text()
 

@@ -4,11 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
-
 from idx import make_tiny_mnist
+
 from lstmgan.config import GanConfig, TrackingConfig
 from lstmgan.errors import UserError
-from lstmgan.study import gan_job, interpolation_strips, load_study, study_jobs
+from lstmgan.experiments import gan_job, interpolation_strips, load_study, study_jobs
 
 OFF = TrackingConfig(mode="disabled")
 
@@ -60,7 +60,7 @@ def test_the_study_interpolates_with_its_own_confidence_rule(tmp_path):
     assert len(strip["classes"]) == 3 + 2 and Path(strip["png"]).exists()
     stored = json.loads((job.run_dir / "interpolation" / "lerp.json").read_text())
     assert stored["min_confidence"] == 0.05
-    from lstmgan.report import build_report
+    from lstmgan.results.report import build_report
 
     md, _ = build_report(tmp_path)  # tmp_path is laid out as a study folder: gan/<run>/
     assert "both ends read as their class with confidence ≥ 0.05" in md.read_text()  # the report states the rule

@@ -2,14 +2,13 @@
 
 import csv
 import json
-
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import TINY
 
-from lstmgan.sweep import load_runs, write_summary
+from lstmgan.results.summary import load_runs, write_summary
 
 
 def test_a_sweep_writes_runs_summary_and_figures_that_agree_with_the_results(cli, tmp_path):

@@ -13,15 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY, snapshot
 from PIL import Image
 
-from conftest import TINY, snapshot
-from lstmgan import tracking, wandb_sync
 from lstmgan.config import PalindromeConfig, TrackingConfig
 from lstmgan.errors import UserError
+from lstmgan.experiments import palindrome_job
 from lstmgan.rundir import RunDir
-from lstmgan.sweep import palindrome_job
-from lstmgan.tracking import Tracker, group_id, resolve_mode, where_message
+from lstmgan.tracking import identity
+from lstmgan.tracking import sync as wandb_sync
+from lstmgan.tracking import tracker as tracking
+from lstmgan.tracking.identity import group_id
+from lstmgan.tracking.tracker import Tracker, resolve_mode, where_message
 
 WANDB = str(Path(sys.executable).parent / "wandb")
 RUN = PalindromeConfig(model="rnn", length=4, hidden=16, samples=200, epochs=3, device="cpu")
@@ -124,7 +127,7 @@ def test_the_group_is_one_per_folder_stable_and_pinned_once_the_folder_exists(tm
     assert job.tracking.group == first and job.tracking.job_type == "palindrome"
     job()
     assert (sweep / "wandb-group").read_text().strip() == first
-    monkeypatch.setattr(tracking, "_GROUPS", {})  # a new process (a rerun, a requeued task) finds it on disk
+    monkeypatch.setattr(identity, "_GROUPS", {})  # a new process (a rerun, a requeued task) finds it on disk
     assert group_id(sweep) == first
     chosen = palindrome_job(RUN, sweep, TrackingConfig(mode="disabled", group="mine"), force=False)
     assert chosen.tracking.group == "mine"  # --group wins
@@ -346,7 +349,7 @@ def test_flat_metrics_keys_become_namespaced_wandb_keys():
 
 def test_a_study_is_one_group_with_a_job_type_per_kind(tmp_path):
     from lstmgan.config import StudyConfig
-    from lstmgan.study import study_jobs
+    from lstmgan.experiments import study_jobs
 
     jobs = study_jobs(StudyConfig(), tmp_path / "study", TrackingConfig(mode="offline"), force=False)
     assert {job.tracking.group for job in jobs} == {group_id(tmp_path / "study")}

@@ -7,19 +7,18 @@ penultimate layer plays the role of Inception's pool features.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import time
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmgan.errors import UserError
+from lstmgan.fs import save_torch_atomic
 from lstmgan.gan.data import iterate_batches, num_classes
-from lstmgan.rundir import save_torch_atomic
 
 FEATURE_DIM = 128
 _FORMAT = "lstmgan.gan.classifier.SmallCNN/1"  # bump when the architecture changes

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lstmgan.fs import write_bytes_atomic
 from lstmgan.gan.models import eval_mode
-from lstmgan.rundir import write_bytes_atomic
 
 
 def lerp(z0: Tensor, z1: Tensor, steps: int) -> Tensor:

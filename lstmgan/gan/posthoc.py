@@ -11,13 +11,15 @@ import torch
 
 from lstmgan.config import GanConfig, TrackingConfig, from_dict
 from lstmgan.errors import UserError
+from lstmgan.fs import write_bytes_atomic, write_json_atomic
 from lstmgan.gan.classifier import load_classifier
 from lstmgan.gan.data import class_names
 from lstmgan.gan.interpolate import find_pair, interpolate, render_strip
 from lstmgan.gan.models import Generator
 from lstmgan.gan.train import generate, save_grid
-from lstmgan.rundir import RunDir, RunLock, load_checkpoint, write_bytes_atomic, write_json_atomic
-from lstmgan.wandb_sync import publish
+from lstmgan.lock import RunLock
+from lstmgan.rundir import RunDir, load_checkpoint
+from lstmgan.tracking.sync import publish
 
 
 @dataclass

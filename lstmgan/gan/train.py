@@ -27,14 +27,14 @@ from torchvision.utils import make_grid, save_image
 from lstmgan.config import GanConfig, to_dict
 from lstmgan.environment import deterministic, no_tf32, numerics
 from lstmgan.errors import StopRequested
+from lstmgan.fs import write_bytes_atomic
 from lstmgan.gan.classifier import SmallCNN, load_classifier, train_and_save
 from lstmgan.gan.data import load_images
 from lstmgan.gan.metrics import class_histogram, classifier_features, frechet_distance, mean_max_prob
 from lstmgan.gan.models import Discriminator, Generator, eval_mode
-from lstmgan.rundir import write_bytes_atomic
 
 if TYPE_CHECKING:
-    from lstmgan.launch import Run
+    from lstmgan.runner.job import Run
 
 log = logging.getLogger(__name__)
 CLASSIFIER_EPOCHS = 3
@@ -402,7 +402,7 @@ def _train(cfg: GanConfig, run: Run) -> dict[str, Any]:
 
 
 def _result(g: GanRun) -> dict[str, Any]:
-    from lstmgan.plots import gan_losses  # matplotlib only when drawing
+    from lstmgan.results.plots import gan_losses  # matplotlib only when drawing
 
     cfg, state, run = g.cfg, g.state, g.run
     metrics = run.dir.metrics()

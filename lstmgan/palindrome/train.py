@@ -18,7 +18,7 @@ from lstmgan.palindrome.data import NUM_DIGITS, encode, input_dim, make_data
 from lstmgan.palindrome.models import build_model
 
 if TYPE_CHECKING:
-    from lstmgan.launch import Run
+    from lstmgan.runner.job import Run
 
 TARGET_ACC = 0.99  # "converged": the epoch at which val accuracy first reaches this is reported
 

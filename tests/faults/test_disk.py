@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from faultutil import lstmgan, metrics_without_times, wait_for
-
 from conftest import TINY
+from faultutil import lstmgan, metrics_without_times, wait_for
 
 RUN = ["palindrome", "--model", "lstm", "--length", "6", "--epochs", "8", *TINY, "--set", "samples=1000", "--quiet"]
 

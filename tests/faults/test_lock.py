@@ -7,9 +7,9 @@ import signal
 import socket
 
 import pytest
+from conftest import TINY, snapshot
 from faultutil import lstmgan, metrics_without_times, wait_for
 
-from conftest import TINY, snapshot
 from lstmgan.config import GanConfig
 
 RUN = ["palindrome", "--model", "lstm", "--length", "6", "--epochs", "20", *TINY, "--set", "samples=1000",

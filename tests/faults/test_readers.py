@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 import yaml
-
 from conftest import TINY, snapshot
+
 from lstmgan.config import GanConfig, to_dict
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import yaml
-from faultutil import metrics_without_times
-
 from conftest import TINY, snapshot
+from faultutil import metrics_without_times
 
 ARGS = ["palindrome", "--model", "rnn", "--length", "4", *TINY, "--quiet"]
 

@@ -8,18 +8,21 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from lstmgan.catalog import find
-from lstmgan.config import GanConfig, StudyConfig, TrackingConfig, apply, load_yaml
+from lstmgan.config import GanConfig, PalindromeConfig, StudyConfig, SweepConfig, TrackingConfig, apply, load_yaml
 from lstmgan.errors import UserError
 from lstmgan.gan.posthoc import load_trained, make_strips
 from lstmgan.gan.train import run_gan
-from lstmgan.launch import Job, resolve_device
-from lstmgan.sweep import make_jobs, palindrome_job
-from lstmgan.tracking import group_id
+from lstmgan.palindrome.train import run_palindrome
+from lstmgan.runner.job import Job, resolve_device
+from lstmgan.tracking.identity import group_id
 
 ABLATION = "ablation"
 GAN = "gan"
@@ -80,3 +83,52 @@ def interpolation_strips(cfg: StudyConfig, gan_run: Path, tracking: TrackingConf
     return make_strips(load_trained(gan_run, device), steps=cfg.interpolation_steps, method="lerp",
                        pairs=cfg.interpolation_pairs, seed=0, min_confidence=cfg.interpolation_min_confidence,
                        tracking=tracking, device=device)
+
+
+def run_name(cfg: PalindromeConfig, *, variant: bool = False, keys: Sequence[str] = ()) -> str:
+    """rnn-L5-s0; with variant=True also the initialisation and encoding: rnn-L5-normal-scalar-s0; with grid
+    keys their values: lstm-L10-hidden64-lr0.003-s0 (only characters safe in any file name)."""
+    middle = f"-{cfg.init}-{cfg.encoding}" if variant else ""
+    middle += "".join(f"-{key}{value_text(getattr(cfg, key))}" for key in keys)
+    return f"{cfg.model}-L{cfg.length}{middle}-s{cfg.seed}"
+
+
+def value_text(value: Any) -> str:
+    """A setting's value as it appears in run names: 64, 0.003, 1e-05, true, scalar (unsafe characters → _)."""
+    text = json.dumps(value) if isinstance(value, bool) else str(value)
+    return re.sub(r"[^A-Za-z0-9.+-]", "_", text)
+
+
+def expand(sweep: SweepConfig) -> list[PalindromeConfig]:
+    """lengths × models × grid points × seeds: one validated per-run config each."""
+    return sweep.runs()
+
+
+def palindrome_job(cfg: PalindromeConfig, sweep_dir: Path, tracking: TrackingConfig, *, force: bool,
+                   variant: bool = False, keys: Sequence[str] = ()) -> Job:
+    """One run, tracked so that W&B groups a sweep's runs: group = the sweep folder's (or --group),
+    job_type = palindrome; the grid's values become tags (hidden=64)."""
+    tags = (cfg.model, f"L{cfg.length}", *((cfg.init, cfg.encoding) if variant else ()),
+            *(f"{key}={value_text(getattr(cfg, key))}" for key in keys), *tracking.tags)
+    tracking = replace(tracking, group=tracking.group or group_id(sweep_dir), job_type="palindrome", tags=tags)
+    return Job(run_palindrome, cfg, sweep_dir / run_name(cfg, variant=variant, keys=keys), tracking, force=force)
+
+
+def make_jobs(sweep: SweepConfig, out: Path, tracking: TrackingConfig, *, force: bool) -> list[Job]:
+    keys = list(sweep.grid_points()[0])
+    jobs = [palindrome_job(cfg, out / sweep.name, tracking, force=force, keys=keys) for cfg in expand(sweep)]
+    names = [job.run_dir.name for job in jobs]
+    if len(set(names)) < len(names):  # e.g. grid values that differ only in characters a name cannot hold
+        clash = next(name for name in names if names.count(name) > 1)
+        raise UserError(f"two runs of the sweep would share the folder {clash}; give grid values that differ "
+                        f"in letters or digits")
+    return jobs
+
+
+def longest_first(jobs: list[Job]) -> list[Job]:
+    """Order palindrome jobs by expected cost, so runs side by side end together (longest first)."""
+    def cost(job: Job) -> float:
+        cfg = job.config
+        return cfg.length * cfg.epochs * cfg.samples * cfg.hidden * (4 if cfg.model == "lstm" else 1)
+
+    return sorted(jobs, key=cost, reverse=True)

@@ -21,10 +21,14 @@ queued in the folder) happens before anything is written or queued.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import re
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -33,14 +37,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import submitit
 from submitit.core.utils import FailedJobError, FailedSubmissionError
 from submitit.slurm.slurm import SlurmExecutor, SlurmJob
 
-from lstmgan import submitit_adapter
 from lstmgan.config import TrackingConfig, apply, load_yaml, to_dict
 from lstmgan.errors import UserError, first_line
-from lstmgan.launch import Job, run_submitit
-from lstmgan.rundir import TASK, RunDir, write_json_atomic
+from lstmgan.fs import write_json_atomic
+from lstmgan.rundir import TASK, RunDir
+from lstmgan.runner import submitit_adapter
+from lstmgan.runner.job import Interrupted, Job, Outcome, request_stop
+from lstmgan.runner.submitit_adapter import requeue_signal
+
+log = logging.getLogger(__name__)
 
 RECORD = "slurm.json"
 SUBMITIT = "submitit"
@@ -423,3 +432,76 @@ def wait(sweep_dir: Path, record: dict[str, Any], report: Callable[[list[TaskSta
             if all(s.state in FINAL_STATES for s in statuses) or time.monotonic() - over_since > SETTLE_S:
                 return statuses
         time.sleep(poll_s)
+
+
+def write_task_note(job: Job, outcome: str, error: str = "") -> None:
+    """<run>/task.json: what the SLURM task saw, in plain JSON, so `lstmgan status` never unpickles
+    submitit's result files (anyone who can write the sweep folder could plant code in those)."""
+    note = {"outcome": outcome, "error": error, "host": socket.gethostname(),
+            "slurm_job_id": os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID"),
+            "slurm_array_task": os.environ.get("SLURM_ARRAY_TASK_ID"),
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    try:
+        write_json_atomic(job.run_dir / TASK, note)
+    except OSError as e:  # the outcome still reaches sacct and the log
+        log.warning("could not write %s: %s", job.run_dir / TASK, e)
+
+
+class RunJob(submitit.helpers.Checkpointable):
+    """What submitit runs for each array task: one Job or a list of Jobs trained one after another (runs
+    sharing a GPU task). On timeout or preemption SLURM signals the task (USR2, 90 s ahead): the run under
+    way checkpoints where it is and stops, then submitit's own handler pickles this same call and requeues
+    it; every Job then resumes from disk and finished ones are skipped. A run that cannot reach a stop
+    check within STOP_GRACE_S (e.g. while training its classifier) is requeued from its last checkpoint."""
+
+    STOP_GRACE_S = 45
+
+    def __call__(self, jobs: Job | list[Job]) -> list[dict[str, Any]] | dict[str, Any]:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        batch = jobs if isinstance(jobs, list) else [jobs]
+        sig = requeue_signal()
+        submitit_handler = signal.getsignal(sig)
+        if not callable(submitit_handler):  # called outside submitit (tests, by hand): nothing to requeue
+            return self._train(jobs, batch)
+
+        def on_requeue_signal(signum: int, frame: Any) -> None:
+            log.warning("SLURM asked this task to stop: checkpointing the run under way, then requeueing")
+            request_stop()
+            signal.signal(signal.SIGALRM, lambda *_: submitit_handler(signum, frame))
+            signal.alarm(self.STOP_GRACE_S)
+
+        signal.signal(sig, on_requeue_signal)
+        try:
+            return self._train(jobs, batch)
+        except Interrupted:  # the run checkpointed and stopped: submitit pickles this call, requeues, exits
+            signal.alarm(0)
+            submitit_handler(sig, None)
+            raise
+
+    def _train(self, jobs: Job | list[Job], batch: list[Job]) -> list[dict[str, Any]] | dict[str, Any]:
+        results, failed = [], []
+        for job in batch:
+            try:
+                results.append(job())
+            except Exception as e:  # noqa: BLE001 - the other runs of this task still train
+                log.exception("run %s failed", job.label)
+                write_task_note(job, "failed", first_line(e))
+                failed.append((job, e))
+                continue
+            write_task_note(job, "done")
+        if failed:  # the task fails (sacct FAILED) once every run had its turn
+            job, e = failed[0]
+            raise RuntimeError(f"{len(failed)} of {len(batch)} run(s) failed; first: {job.label}: "
+                               f"{first_line(e)}") from e
+        return results if isinstance(jobs, list) else results[0]
+
+
+def run_submitit(jobs: Sequence[Job] | Sequence[list[Job]], executor: submitit.Executor) -> list[Outcome]:
+    """Submit the tasks as one array (map_array) without waiting: each task is a Job or a list of Jobs."""
+    tasks = list(jobs)
+    submitted = executor.map_array(RunJob(), tasks)
+    outcomes = []
+    for task, sj in zip(tasks, submitted):
+        for job in task if isinstance(task, list) else [task]:
+            outcomes.append(Outcome(job, submitit_job=sj))
+    return outcomes

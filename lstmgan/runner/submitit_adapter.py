@@ -13,9 +13,8 @@ pyproject.toml and constraints.txt). If a submitit release changes them, only th
 
 from __future__ import annotations
 
-from typing import Any
-
 import signal
+from typing import Any
 
 from submitit.core.job_environment import JobEnvironment
 from submitit.slurm.slurm import SlurmExecutor, SlurmJob

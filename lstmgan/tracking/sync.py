@@ -32,10 +32,27 @@ from typing import Any
 
 from lstmgan.config import TrackingConfig, run_kind
 from lstmgan.errors import UserError, first_line
-from lstmgan.rundir import RunDir, write_json_atomic
-from lstmgan.tracking import (
-    GROUP_FILE, IDENTITY_FILE, define_metrics, file_hash, group_id, has_credentials, identity, resolve_mode, run_id,
-    summary_digest, summary_values, sync_record, wandb_row, wandb_settings, write_once, write_sync_record,
+from lstmgan.fs import write_json_atomic
+from lstmgan.rundir import RunDir
+from lstmgan.tracking.identity import (
+    GROUP_FILE,
+    IDENTITY_FILE,
+    group_id,
+    identity,
+    run_id,
+    sync_record,
+    write_once,
+    write_sync_record,
+)
+from lstmgan.tracking.tracker import (
+    define_metrics,
+    file_hash,
+    has_credentials,
+    resolve_mode,
+    summary_digest,
+    summary_values,
+    wandb_row,
+    wandb_settings,
 )
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from lstmgan.rundir import write_bytes_atomic  # noqa: E402
+from lstmgan.fs import write_bytes_atomic  # noqa: E402
 
 COLORS = {"rnn": "tab:orange", "lstm": "tab:blue"}
 PANELS = [("train_acc", "train accuracy"), ("val_acc", "validation accuracy"),

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from lstmgan.slurm import TaskStatus
+    from lstmgan.runner.slurm import TaskStatus
 
 console = Console(stderr=True)  # progress, warnings, errors
 # Results. Piped into a file or a log (not a terminal), tables get room instead of rich's 80 columns, so a

@@ -30,16 +30,39 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from lstmgan import __version__, catalog
-from lstmgan.config import (DATASETS, DEVICES, MAX_SEED, MODELS, SWEEP_AXES, WANDB_MODES, GanConfig,
-                            PalindromeConfig, SweepConfig, TrackingConfig, build, check_name, parse_grid, parse_sets,
-                            refuse_owned_sets, to_dict)
-from lstmgan.display import (Reporter, print_status, print_table, progress_display, run_reporter, say,
-                             task_counts, warn)
+from lstmgan.cli.display import (
+    Reporter,
+    print_status,
+    print_table,
+    progress_display,
+    run_reporter,
+    say,
+    task_counts,
+    warn,
+)
+from lstmgan.config import (
+    DATASETS,
+    DEVICES,
+    MAX_SEED,
+    MODELS,
+    SWEEP_AXES,
+    WANDB_MODES,
+    GanConfig,
+    PalindromeConfig,
+    SweepConfig,
+    TrackingConfig,
+    build,
+    check_name,
+    parse_grid,
+    parse_sets,
+    refuse_owned_sets,
+    to_dict,
+)
 from lstmgan.errors import UserError, first_line
 
 if TYPE_CHECKING:
-    from lstmgan.launch import Job
-    from lstmgan.slurm import ClusterProfile
+    from lstmgan.runner.job import Job
+    from lstmgan.runner.slurm import ClusterProfile
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
                   help="Palindromes (LSTM vs vanilla RNN) and an MNIST GAN, locally or on SLURM, tracked in W&B.")
@@ -180,7 +203,7 @@ class SlurmOptions:
             if given:
                 raise UserError(f"{', '.join(given)} only apply to SLURM submissions; add --slurm")
             return None
-        from lstmgan.slurm import load_profile
+        from lstmgan.runner.slurm import load_profile
 
         path = catalog.find(self.cluster, "cluster") if self.cluster else None
         profile = load_profile(path, flags)
@@ -255,7 +278,7 @@ def execute(opts: Options, slurm: SlurmOptions | None, jobs: Sequence[Job], reso
     if request is None and opts.dry_run:
         return show_plan(jobs, states)
     if request is not None:
-        from lstmgan.slurm import gpu_warning
+        from lstmgan.runner.slurm import gpu_warning
 
         if warning := gpu_warning(jobs, request.profile):
             warn(f"warning: {warning}")
@@ -268,7 +291,8 @@ def execute(opts: Options, slurm: SlurmOptions | None, jobs: Sequence[Job], reso
 
 def preflight(jobs: Sequence[Job], out: Path) -> list[Any]:
     """Check every run folder, reading only: a bad input changes nothing. Returns what each run would do."""
-    from lstmgan.rundir import RunDir, check_writable, inspect
+    from lstmgan.fs import check_writable
+    from lstmgan.rundir import RunDir, inspect
 
     check_writable(out)
     return [inspect(RunDir(job.run_dir), to_dict(job.config), force=job.force) for job in jobs]
@@ -283,7 +307,7 @@ def show_plan(jobs: Sequence[Job], states: Sequence[Any]) -> None:
 
 
 def wandb_line(run_dirs: list[Path], mode: str) -> None:
-    from lstmgan.tracking import where_message
+    from lstmgan.tracking.tracker import where_message
 
     message = where_message(run_dirs, mode)
     if message:
@@ -291,7 +315,7 @@ def wandb_line(run_dirs: list[Path], mode: str) -> None:
 
 
 def in_order(jobs: Sequence[Job], reporter: Callable[[int, Job], Reporter]) -> Any:
-    from lstmgan.launch import run_inprocess
+    from lstmgan.runner.local import run_inprocess
 
     return run_inprocess(jobs, reporter)
 
@@ -301,8 +325,8 @@ def side_by_side(workers: int | None, device: str) -> RunJobs:
     count = local_workers(workers, device)  # checked now, with the other inputs
 
     def run(jobs: Sequence[Job], reporter: Callable[[int, Job], Reporter]) -> Any:
-        from lstmgan.launch import run_parallel
-        from lstmgan.sweep import longest_first
+        from lstmgan.experiments import longest_first
+        from lstmgan.runner.local import run_parallel
 
         return run_parallel(longest_first(list(jobs)), count, reporter)
 
@@ -327,7 +351,7 @@ def local_workers(requested: int | None, device: str) -> int:
 def run_on_slurm(jobs: Sequence[Job], sweep_dir: Path, request: SlurmRequest, quiet: bool,
                  summary_title: str | None = None) -> None:
     """Submit the jobs as one array (or only print its sbatch script); with --wait, follow it to the end."""
-    from lstmgan.slurm import preview, submit, wait
+    from lstmgan.runner.slurm import preview, submit, wait
 
     if request.dry_run:
         return say(preview(jobs, sweep_dir, request.profile, request.source))
@@ -353,12 +377,12 @@ def run_on_slurm(jobs: Sequence[Job], sweep_dir: Path, request: SlurmRequest, qu
 def show_summary(sweep_dir: Path, title: str, tracking: TrackingConfig | None = None) -> None:
     """Write summary.md/.csv and figures from the run folders on disk, and print the table; with `tracking`,
     the table and figures also go to the sweep's W&B report run (job_type report, in the sweep's group)."""
-    from lstmgan.sweep import load_runs, table_header, table_rows, write_summary
+    from lstmgan.results.summary import load_runs, table_header, table_rows, write_summary
 
     rows = write_summary(sweep_dir, load_runs(sweep_dir))
     print_table(title, table_rows(rows), table_header(rows))
     if tracking is not None:
-        from lstmgan.wandb_sync import log_report
+        from lstmgan.tracking.sync import log_report
 
         log_report(sweep_dir, {"summary": (table_header(rows), table_rows(rows))},
                    sorted((sweep_dir / "figures").glob("*.png")), tracking)
@@ -386,7 +410,7 @@ def palindrome(
     epochs: EpochsOpt = None,
 ) -> None:
     """Train one model on palindromes of one length."""
-    from lstmgan.sweep import palindrome_job
+    from lstmgan.experiments import palindrome_job
 
     cfg = build(PalindromeConfig, yaml_path=opts.config_file(), sets=opts.sets({}), flags={
         "model": value(model), "length": length, "seed": seed, "epochs": epochs, "device": value(opts.device)})
@@ -416,7 +440,7 @@ def sweep(
     epochs: EpochsOpt = None,
 ) -> None:
     """RNN and LSTM at each length and seed (× any --grid); prints and writes the summary table and figures."""
-    from lstmgan.sweep import make_jobs
+    from lstmgan.experiments import make_jobs
 
     cfg = build(SweepConfig, yaml_path=opts.config_file(), sets=opts.sets(SWEEP_OWNS, "sweep"), flags={
         "lengths": lengths, "models": [value(m) for m in models] if models else None, "seeds": seeds,
@@ -452,7 +476,7 @@ def gan(
     cfg = build(GanConfig, yaml_path=opts.config_file(), sets=opts.sets({}), flags={
         "dataset": value(dataset), "data_dir": str(data_dir) if data_dir else None, "download": download or None,
         "seed": seed, "epochs": epochs, "device": value(opts.device)})
-    from lstmgan.study import gan_job
+    from lstmgan.experiments import gan_job
 
     job = gan_job(cfg, opts.out / opts.folder("gan"), opts.tracking(), force=opts.force)
 
@@ -498,7 +522,7 @@ def study(
     download: DownloadOpt = False,
 ) -> None:
     """Run everything the report needs: the sweep, the ablation, one GAN run and its interpolation."""
-    from lstmgan.study import load_study, study_jobs
+    from lstmgan.experiments import load_study, study_jobs
 
     flags = {"gan.dataset": value(dataset), "gan.data_dir": str(data_dir) if data_dir else None,
              "gan.download": download or None, **dict.fromkeys(("sweep.device", "ablation.device", "gan.device"),
@@ -515,7 +539,7 @@ def study_runner(cfg: Any, opts: Options) -> RunJobs:
     run_palindromes = side_by_side(opts.jobs, cfg.sweep.run.device)
 
     def run(jobs: Sequence[Job], reporter: Callable[[int, Job], Reporter]) -> None:
-        from lstmgan.study import interpolation_strips
+        from lstmgan.experiments import interpolation_strips
 
         palindromes, gan = list(jobs[:-1]), list(jobs[-1:])
         run_palindromes(palindromes, reporter)
@@ -529,12 +553,12 @@ def study_runner(cfg: Any, opts: Options) -> RunJobs:
 
 
 def study_done(cfg: Any, opts: Options) -> None:
-    from lstmgan.sweep import load_runs, table_header, table_rows, write_summary
+    from lstmgan.results.summary import load_runs, table_header, table_rows, write_summary
 
     sweep_dir = opts.out / cfg.sweep.name
     rows = write_summary(sweep_dir, load_runs(sweep_dir))
     print_table(f"Study {opts.out.name}: palindrome sweep", table_rows(rows), table_header(rows))
-    from lstmgan.wandb_sync import log_report  # the study's W&B report run; `lstmgan report --wandb` adds the rest
+    from lstmgan.tracking.sync import log_report  # the study's W&B report run; `lstmgan report --wandb` adds the rest
 
     log_report(opts.out, {"palindrome": (table_header(rows), table_rows(rows))},
                sorted((sweep_dir / "figures").glob("*.png")), opts.tracking())
@@ -559,11 +583,11 @@ def classifier(
     force: Annotated[bool, typer.Option("--force", help="Retrain even if a classifier is cached.")] = False,
 ) -> None:
     """Train (or show) the small CNN that scores GAN samples: classifier-FID, class histograms."""
+    from lstmgan.fs import check_writable
     from lstmgan.gan.classifier import load_classifier, train_and_save
     from lstmgan.gan.data import load_images
     from lstmgan.gan.train import CLASSIFIER_EPOCHS
-    from lstmgan.launch import resolve_device
-    from lstmgan.rundir import check_writable
+    from lstmgan.runner.job import resolve_device
 
     epochs = CLASSIFIER_EPOCHS if epochs is None else epochs
     if epochs < 1:
@@ -598,7 +622,7 @@ def interpolate_cmd(
 ) -> None:
     """Interpolate in latent space between two samples of different classes; a strip per pair."""
     from lstmgan.gan.posthoc import load_trained, make_strips
-    from lstmgan.launch import resolve_device
+    from lstmgan.runner.job import resolve_device
 
     for flag, number, ok, rule in (("--steps", steps, steps >= 1, "at least 1"), ("--pairs", pairs, pairs >= 1,
                                    "at least 1"), ("--min-confidence", min_confidence, 0 < min_confidence <= 1,
@@ -633,9 +657,9 @@ def sample(
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
 ) -> None:
     """Draw N samples from a trained GAN run into a .npy array or a .png grid."""
+    from lstmgan.fs import check_writable
     from lstmgan.gan.posthoc import load_trained, write_samples
-    from lstmgan.launch import resolve_device
-    from lstmgan.rundir import check_writable
+    from lstmgan.runner.job import resolve_device
 
     if not 1 <= n <= MAX_DRAW:
         raise UserError(f"--n must be between 1 and {MAX_DRAW}, got {n}; draw larger sets in several files")
@@ -663,7 +687,7 @@ def existing_sweep(sweep_dir: Path) -> Path:
 @app.command(rich_help_panel="Results")
 def status(sweep_dir: SweepDirArg) -> None:
     """Per task: SLURM id, state, epoch reached, last val acc or FID, log file (local sweeps too)."""
-    from lstmgan.slurm import task_statuses
+    from lstmgan.runner.slurm import task_statuses
 
     statuses = task_statuses(existing_sweep(sweep_dir))
     if not statuses:
@@ -678,7 +702,7 @@ def collect(
                                              show_default=True)] = WandbMode.disabled,
 ) -> None:
     """Summary table, summary.md/.csv and figures from the runs that finished so far."""
-    from lstmgan.sweep import load_runs
+    from lstmgan.results.summary import load_runs
 
     skipped: list[tuple[Path, str]] = []
     if not load_runs(existing_sweep(sweep_dir), skipped):
@@ -696,7 +720,7 @@ def sync(
                                           "which order; upload nothing.")] = False,
 ) -> None:
     """Upload what W&B lacks of each run folder (one W&B run per folder; twice uploads nothing twice)."""
-    from lstmgan.wandb_sync import sync as sync_folder
+    from lstmgan.tracking.sync import sync as sync_folder
 
     for line in sync_folder(folder, dry_run):
         say(line)
@@ -709,8 +733,8 @@ def report(
                                              show_default=True)] = WandbMode.disabled,
 ) -> None:
     """Rebuild the study report (report.md, report.html, figures/) from run folders; never trains."""
-    from lstmgan.report import build_report
-    from lstmgan.rundir import check_writable
+    from lstmgan.fs import check_writable
+    from lstmgan.results.report import build_report
 
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; give the study folder, e.g. runs/study")

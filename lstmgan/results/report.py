@@ -19,9 +19,10 @@ from typing import Any
 import yaml
 
 from lstmgan.errors import UserError
-from lstmgan.rundir import RunDir, rows_with, write_text_atomic
-from lstmgan.study import ABLATION, GAN
-from lstmgan.sweep import RunRecord, Row, cell, load_runs, mean_std_text, series, summarise
+from lstmgan.experiments import ABLATION, GAN
+from lstmgan.fs import rows_with, write_text_atomic
+from lstmgan.results.summary import Row, RunRecord, cell, load_runs, mean_std_text, series, summarise
+from lstmgan.rundir import RunDir
 
 CHANCE = 0.1  # ten digits
 # What a GAN evaluation row must hold as numbers for the report to use it.
@@ -118,7 +119,7 @@ def sentence(length: int, rows: list[Row]) -> str:
 
 
 def part_sweep(report: Report, records: list[RunRecord], figures: Path) -> None:
-    from lstmgan.plots import curves_by_length
+    from lstmgan.results.plots import curves_by_length
 
     report.h(2, "Part 1 — Palindromes: vanilla RNN vs LSTM")
     if not records:
@@ -149,7 +150,7 @@ def part_sweep(report: Report, records: list[RunRecord], figures: Path) -> None:
 
 
 def part_ablation(report: Report, records: list[RunRecord], figures: Path) -> None:
-    from lstmgan.plots import heatmap
+    from lstmgan.results.plots import heatmap
 
     report.h(2, "Ablation — initialisation × input encoding")
     if not records:
@@ -188,7 +189,7 @@ def part_ablation(report: Report, records: list[RunRecord], figures: Path) -> No
 
 
 def part_gan(report: Report, gan_root: Path, figures: Path) -> None:
-    from lstmgan.plots import class_histogram_figure, fid_curve
+    from lstmgan.results.plots import class_histogram_figure, fid_curve
 
     report.h(2, "Part 2 — GAN")
     runs = sorted(p.parent for p in gan_root.glob("*/config.yaml"))
@@ -307,7 +308,7 @@ def log_to_wandb(report: Report, tracking: str | Any) -> None:
     """The report's tables (as W&B Tables) and figures as one W&B run, job_type 'report', in the folder's
     group (tracking: a TrackingConfig or just a mode)."""
     from lstmgan.config import TrackingConfig
-    from lstmgan.wandb_sync import log_report
+    from lstmgan.tracking.sync import log_report
 
     if isinstance(tracking, str):
         tracking = TrackingConfig(mode=tracking)

@@ -8,7 +8,7 @@ One W&B run per run folder. The folder is the truth; W&B is a view of it:
     <run>/wandb-sync.json  what W&B already holds of this folder: the last step and the files (by hash)
 Online, the tracker logs live and records what it sent; offline, it writes W&B's local files (for `wandb
 leet`), which are never uploaded as such: `lstmgan sync` replays the folder into one offline run holding
-only what W&B lacks and uploads that (lstmgan/wandb_sync.py). So a resumed or requeued run, or a strip made
+only what W&B lacks and uploads that (lstmgan/tracking/sync.py). So a resumed or requeued run, or a strip made
 later by `lstmgan interpolate`, never makes a second record with the same id, and no step is sent twice.
 """
 
@@ -19,22 +19,28 @@ import json
 import logging
 import netrc
 import os
-import secrets
 import shlex
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from lstmgan.config import TrackingConfig
-from lstmgan.rundir import RunDir, read_jsonl, write_json_atomic, write_text_atomic
+from lstmgan.fs import read_jsonl, write_json_atomic, write_text_atomic
+from lstmgan.rundir import RunDir
+from lstmgan.tracking.identity import (
+    GROUP_FILE,
+    IDENTITY_FILE,
+    SYNC_FILE,
+    identity,
+    run_id,
+    sync_record,
+    write_once,
+    write_sync_record,
+)
 
 log = logging.getLogger(__name__)
 
-IDENTITY_FILE = "wandb-run.json"
-SYNC_FILE = "wandb-sync.json"
-GROUP_FILE = "wandb-group"
 
 # metrics.jsonl keys stay flat (the report and status read them); W&B gets sections.
 METRIC_NAMES = {
@@ -116,84 +122,6 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-# --- identity: ids, groups ---------------------------------------------------------------------------
-
-
-def run_id(run_path: Path, *, create: bool = True) -> str | None:
-    """The folder's W&B id (made on first use): resumes, requeues and syncs all address this one run."""
-    id_file = run_path / "wandb-id"
-    if not id_file.exists():
-        if not create:
-            return None
-        write_text_atomic(id_file, uuid.uuid4().hex[:12])
-    return id_file.read_text().strip()
-
-
-_GROUPS: dict[Path, str] = {}
-
-
-def group_id(folder: Path) -> str:
-    """The W&B group of a sweep or study folder: `<folder name>-<6 random hex>`, one per folder, stable.
-
-    Stored in <folder>/wandb-group. Jobs are made before their folder is checked (a refused command must
-    write nothing), so this only reads: a folder without the file gets an id remembered in this process, and
-    the first Tracker writes the file (see Tracker._pin_group); a rerun finds it there, or in its runs'
-    wandb-run.json. A SLURM requeue reuses the pickled job, group included."""
-    path = folder / GROUP_FILE
-    if path.exists():
-        return path.read_text().strip()
-    key = folder.resolve()
-    group = _GROUPS.get(key) or _group_of_runs(folder) or f"{folder.name}-{secrets.token_hex(3)}"
-    _GROUPS[key] = group
-    return group
-
-
-def _group_of_runs(folder: Path) -> str | None:
-    """A group recorded by runs under `folder` that was made for it (its name is `<folder name>-…`)."""
-    if not folder.is_dir():
-        return None
-    for pattern in (f"*/{IDENTITY_FILE}", f"*/*/{IDENTITY_FILE}"):
-        for path in sorted(folder.glob(pattern)):
-            group = _read_json(path).get("group")
-            if isinstance(group, str) and group.startswith(folder.name + "-"):
-                return group
-    return None
-
-
-def write_once(path: Path, text: str) -> None:
-    """Create `path` holding `text` unless it exists (parallel workers race to pin one group: first wins)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text + "\n")
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def identity(run_path: Path) -> dict[str, Any]:
-    return _read_json(run_path / IDENTITY_FILE)
-
-
-def sync_record(run_path: Path) -> dict[str, Any]:
-    """What W&B holds of this folder: {"id", "last_step", "files": {relative path: hash}}."""
-    record = _read_json(run_path / SYNC_FILE)
-    record.setdefault("last_step", None)
-    record.setdefault("files", {})
-    return record
-
-
-def write_sync_record(run_path: Path, record: dict[str, Any]) -> None:
-    write_json_atomic(run_path / SYNC_FILE, record)
 
 
 def wandb_settings(*, system_metrics: bool, replay: bool = False) -> Any:

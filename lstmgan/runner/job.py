@@ -1,0 +1,174 @@
+"""One launcher for every experiment: in-process, submitit's local executor, or SLURM.
+
+A `Job` is a picklable callable: an experiment function, its config, its run directory and how to
+track it. Calling it prepares the run directory (start, resume or skip), opens the tracker, runs the
+experiment and writes result.json. The experiment never knows where it runs; a requeued SLURM job is the
+same Job called again, and resumes from the run directory's checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from lstmgan.config import TrackingConfig, run_config_dict
+from lstmgan.environment import describe
+from lstmgan.errors import StopRequested, UserError
+from lstmgan.fs import with_path
+from lstmgan.lock import RunLock
+from lstmgan.rundir import RunDir, State, load_checkpoint, prepare
+from lstmgan.tracking.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped because Ctrl-C/SIGTERM asked it to (its last checkpoint is valid; a rerun resumes).
+    A KeyboardInterrupt, so the CLI's handler prints one line and exits 130."""
+
+
+class Progress(Protocol):
+    def __call__(self, done: int, total: int, text: str) -> None: ...
+
+
+def log_progress(label: str) -> Progress:
+    """Default progress for batch jobs: a log line now and then, not per batch."""
+    last = [0.0]
+
+    def report(done: int, total: int, text: str) -> None:
+        if done == total or time.monotonic() - last[0] > 10:
+            last[0] = time.monotonic()
+            log.info("%s: %d/%d %s", label, done, total, text)
+
+    return report
+
+
+@dataclass
+class Run:
+    """What an experiment gets besides its config: where to write, where to report, what to resume."""
+
+    dir: RunDir
+    tracker: Tracker
+    device: torch.device
+    checkpoint: dict[str, Any] | None
+    progress: Progress
+    # True once Ctrl-C/SIGTERM asked this process to stop: trainers check it between epochs (or batches),
+    # checkpoint and return; Job then raises Interrupted instead of writing result.json.
+    stop_requested: Callable[[], bool] = field(default=lambda: False)
+
+
+# --- stopping on request ---------------------------------------------------------------------------
+
+_stop = threading.Event()
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def stop_requested() -> bool:
+    return _stop.is_set()
+
+
+def request_stop(*_: Any) -> None:
+    """A signal handler: ask the runs of this process to checkpoint and stop (no KeyboardInterrupt, so no
+    traceback mid-epoch and the last checkpoint stays the one written after a whole epoch)."""
+    _stop.set()
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """While runs train in this process: the first Ctrl-C or SIGTERM asks them to checkpoint and stop
+    (between batches or epochs: a GAN that checkpoints every 10 epochs loses nothing); a second Ctrl-C
+    stops at once (the last checkpoint is still whole: writes are atomic). Only the main thread can."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        if _stop.is_set():
+            raise KeyboardInterrupt
+        _stop.set()
+        os.write(2, b"lstmgan: stopping at the next checkpoint (Ctrl-C again to stop at once)\n")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _stop.clear()  # the next command in this process (tests, notebooks) starts afresh
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA device is visible; use --device auto or cpu")
+    return torch.device(name)
+
+
+@dataclass
+class Job:
+    experiment: Callable[[Any, Run], dict[str, Any]]
+    config: Any
+    run_dir: Path
+    tracking: TrackingConfig
+    step_key: str = "epoch"
+    force: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.run_dir.name
+
+    def __call__(self, progress: Progress | None = None) -> dict[str, Any]:
+        if stop_requested():  # a queued run after Ctrl-C: leave no folder behind
+            raise Interrupted()
+        run_dir = RunDir(self.run_dir)
+        try:
+            with RunLock(self.run_dir):  # one writer per run folder, for the whole run
+                return self._run(run_dir, progress)
+        except OSError as e:  # a full disk mid-write names no file: name the run folder at least
+            raise with_path(e, self.run_dir) from None
+
+    def _run(self, run_dir: RunDir, progress: Progress | None) -> dict[str, Any]:
+        config = run_config_dict(self.config)  # kind and format first, then the settings
+        state = prepare(run_dir, config, force=self.force)
+        self.force = False  # a requeued or repeated call must resume, never wipe
+        if state is State.DONE:
+            return run_dir.result() or {}
+        device = resolve_device(self.config.device)
+        checkpoint = load_checkpoint(run_dir.checkpoint_file) if state is State.RESUME else None
+        resume_at = checkpoint[self.step_key] if checkpoint is not None else None
+        started = time.time()
+        with Tracker(run_dir, self.tracking, name=self.label, config=config, step_key=self.step_key,
+                     resume_at=resume_at) as tracker:
+            run = Run(run_dir, tracker, device, checkpoint, progress or log_progress(self.label),
+                      stop_requested=stop_requested)
+            try:
+                result = self.experiment(self.config, run)
+            except StopRequested:  # the trainer checkpointed and stopped as asked
+                raise Interrupted() from None
+            if stop_requested():  # a trainer that returned early at a checkpoint: not finished, a rerun resumes
+                raise Interrupted()
+            result = {**result, "device": str(device), "wall_time_s": time.time() - started,
+                      "resumed": checkpoint is not None, "env": describe(device)}
+            tracker.summary({k: v for k, v in result.items() if isinstance(v, (int, float, str))})
+        run_dir.write_result(result)
+        return result
+
+
+@dataclass
+class Outcome:
+    job: Job
+    result: dict[str, Any] | None = None
+    submitit_job: Any = field(default=None, repr=False)
+
+

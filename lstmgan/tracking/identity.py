@@ -1,0 +1,98 @@
+"""Who a run is in W&B: its run id (kept in the run folder), its group (kept in the sweep folder), and the
+records of what W&B holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import uuid
+from pathlib import Path
+from typing import Any
+
+from lstmgan.fs import write_json_atomic, write_text_atomic
+
+IDENTITY_FILE = "wandb-run.json"
+
+
+SYNC_FILE = "wandb-sync.json"
+
+
+GROUP_FILE = "wandb-group"
+
+
+_GROUPS: dict[Path, str] = {}
+
+
+def run_id(run_path: Path, *, create: bool = True) -> str | None:
+    """The folder's W&B id (made on first use): resumes, requeues and syncs all address this one run."""
+    id_file = run_path / "wandb-id"
+    if not id_file.exists():
+        if not create:
+            return None
+        write_text_atomic(id_file, uuid.uuid4().hex[:12])
+    return id_file.read_text().strip()
+
+
+def group_id(folder: Path) -> str:
+    """The W&B group of a sweep or study folder: `<folder name>-<6 random hex>`, one per folder, stable.
+
+    Stored in <folder>/wandb-group. Jobs are made before their folder is checked (a refused command must
+    write nothing), so this only reads: a folder without the file gets an id remembered in this process, and
+    the first Tracker writes the file (see Tracker._pin_group); a rerun finds it there, or in its runs'
+    wandb-run.json. A SLURM requeue reuses the pickled job, group included."""
+    path = folder / GROUP_FILE
+    if path.exists():
+        return path.read_text().strip()
+    key = folder.resolve()
+    group = _GROUPS.get(key) or _group_of_runs(folder) or f"{folder.name}-{secrets.token_hex(3)}"
+    _GROUPS[key] = group
+    return group
+
+
+def _group_of_runs(folder: Path) -> str | None:
+    """A group recorded by runs under `folder` that was made for it (its name is `<folder name>-…`)."""
+    if not folder.is_dir():
+        return None
+    for pattern in (f"*/{IDENTITY_FILE}", f"*/*/{IDENTITY_FILE}"):
+        for path in sorted(folder.glob(pattern)):
+            group = _read_json(path).get("group")
+            if isinstance(group, str) and group.startswith(folder.name + "-"):
+                return group
+    return None
+
+
+def write_once(path: Path, text: str) -> None:
+    """Create `path` holding `text` unless it exists (parallel workers race to pin one group: first wins)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text + "\n")
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def identity(run_path: Path) -> dict[str, Any]:
+    return _read_json(run_path / IDENTITY_FILE)
+
+
+def sync_record(run_path: Path) -> dict[str, Any]:
+    """What W&B holds of this folder: {"id", "last_step", "files": {relative path: hash}}."""
+    record = _read_json(run_path / SYNC_FILE)
+    record.setdefault("last_step", None)
+    record.setdefault("files", {})
+    return record
+
+
+def write_sync_record(run_path: Path, record: dict[str, Any]) -> None:
+    write_json_atomic(run_path / SYNC_FILE, record)
