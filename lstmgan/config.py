@@ -1,28 +1,28 @@
-"""Configs: dataclasses with the seed study's defaults, YAML files, `--set key=value` overrides.
+"""Configs: typed settings with the seed study's defaults, YAML files, `--set key=value` overrides.
 
-Precedence is defaults < YAML < CLI flags < `--set`. Every layer goes through `apply`, which checks
-keys and types against the dataclass, so an unknown key or a wrong type is a one-line `UserError`
-wherever it comes from. Keys are flat (`epochs: 30`), as users type them; a config that wraps a
-per-run config (a sweep wraps a `PalindromeConfig`) resolves a key on itself first, then on the
-wrapped one (`--set epochs=30` and `--set run.epochs=30` are the same).
+Each config is a frozen pydantic dataclass: a setting's type says what it accepts (bounds, choices, finite
+numbers, no unknown keys), and rules across settings live in `validate`, which runs on every construction,
+so no config object holds a value that breaks a rule. `_refusal` turns pydantic's report into the one-line
+`UserError` the CLI prints. They stay dataclasses so that `dataclasses.replace` (validated) and `fields` work.
 
-Every number has a rule (`validate`): a lower bound where smaller makes no run (0 epochs), and an upper
-bound where a larger value would only die later in the allocator or run for ever; a refusal names it.
+Precedence is defaults < YAML < CLI flags < `--set`; every layer goes through `apply`. Keys are flat
+(`epochs: 30`), as users type them; a config that wraps a per-run config (a sweep wraps a
+`PalindromeConfig`) resolves a key on itself first, then on the wrapped one (`--set epochs=30` and
+`--set run.epochs=30` are the same).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
-import math
-import types
-import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+from pydantic_core import to_jsonable_python
 
 from lstmgan.errors import UserError
 
@@ -54,74 +54,115 @@ MAX_GRID = 100  # a sample grid of grid × grid images: 10,000 images, a 2800-pi
 FORMAT = 1
 
 
-@dataclass(frozen=True)
-class PalindromeConfig:
+# --- setting types: what YAML and `--set` may give, and each setting's own rule ------------------------------
+
+def _as_str(v: Any) -> Any:
+    if isinstance(v, bool):  # YAML 1.1 reads a bare off/on as false/true: `cuda_graphs: off`
+        return "on" if v else "off"
+    return str(v) if isinstance(v, (int, float)) else v  # `--set name=2024` is a name, not a number
+
+
+def _as_float(v: Any) -> Any:
+    if isinstance(v, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+def _as_list(v: Any) -> Any:
+    return [v] if isinstance(v, (int, float, str)) and not isinstance(v, bool) else v  # `--set seeds=3`: [3]
+
+
+def Int(low: int, high: int | None = None) -> Any:  # noqa: N802 (a type)
+    return Annotated[int, Field(ge=low, le=high)]
+
+
+def Float(**bounds: float) -> Any:  # noqa: N802 (a type); finite: the config forbids inf and nan
+    return Annotated[float, BeforeValidator(_as_float), Field(**bounds)]
+
+
+def Choice(choices: tuple[str, ...]) -> Any:  # noqa: N802 (a type)
+    return Annotated[Literal[choices], BeforeValidator(_as_str)]
+
+
+def Items(item: Any) -> Any:  # noqa: N802 (a type): a list; one value is a list of one
+    return Annotated[list[item], BeforeValidator(_as_list)]
+
+
+Str = Annotated[str, BeforeValidator(_as_str)]
+Seed = Int(0, MAX_SEED)
+Positive = Float(gt=0)
+Length = Int(1, MAX_LENGTH)
+Grid = Annotated[dict[str, list[Any]], BeforeValidator(
+    lambda v: {k: x if isinstance(x, list) else [x] for k, x in v.items()} if isinstance(v, dict) else v)]
+
+# Strict: an integer setting takes an integer, not 3.0, "3" or true (the converters above are the only
+# leniency). Unknown keys are refused; values are checked on every construction.
+SETTINGS = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, defer_build=True)
+settings = dataclass(frozen=True, config=SETTINGS)
+
+
+class _Rules:
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """The rules across settings (each setting's own rule is its type)."""
+
+
+@settings
+class PalindromeConfig(_Rules):
     """One palindrome run. Defaults are the seed study's settings."""
 
-    model: str = "lstm"  # rnn | lstm
-    length: int = 10  # digits the network reads; the palindrome has length + 1 digits
-    seed: int = 0
-    hidden: int = 128
-    encoding: str = "onehot"  # onehot (10 dims) | scalar (the digit as one float, the template's input_dim=1)
-    init: str = "pytorch"  # pytorch: U(±1/√H) | normal: N(0, init_std²) weights, zero biases
-    init_std: float = 0.01
-    samples: int = 2048
-    val_fraction: float = 0.2
-    epochs: int = 100
-    batch_size: int = 128
-    lr: float = 1e-3
-    max_grad_norm: float = 10.0
-    device: str = "auto"  # auto = CUDA when present
+    model: Choice(MODELS) = "lstm"
+    length: Length = 10  # digits the network reads; the palindrome has length + 1 digits
+    seed: Seed = 0
+    hidden: Int(1, MAX_HIDDEN) = 128
+    encoding: Choice(ENCODINGS) = "onehot"  # onehot (10 dims) | scalar (the digit as one float, input_dim=1)
+    init: Choice(INITS) = "pytorch"  # pytorch: U(±1/√H) | normal: N(0, init_std²) weights, zero biases
+    init_std: Positive = 0.01
+    samples: Int(10, MAX_SAMPLES) = 2048
+    val_fraction: Float(gt=0, lt=1) = 0.2
+    epochs: Int(1, MAX_EPOCHS) = 100
+    batch_size: Int(1, MAX_BATCH) = 128
+    lr: Positive = 1e-3
+    max_grad_norm: Positive = 10.0
+    device: Choice(DEVICES) = "auto"  # auto = CUDA when present
     deterministic: bool = False  # torch.use_deterministic_algorithms + no TF32: bit-stable on a GPU, slower
 
     def validate(self) -> None:
-        _choice("model", self.model, MODELS)
-        _choice("encoding", self.encoding, ENCODINGS)
-        _choice("init", self.init, INITS)
-        _choice("device", self.device, DEVICES)
-        _between("seed", self.seed, 0, MAX_SEED)
-        _between("length", self.length, 1, MAX_LENGTH)
-        _between("hidden", self.hidden, 1, MAX_HIDDEN)
-        _between("samples", self.samples, 10, MAX_SAMPLES)
-        _between("epochs", self.epochs, 1, MAX_EPOCHS)
-        _between("batch_size", self.batch_size, 1, MAX_BATCH)
         if self.samples * (self.length + 1) > MAX_DIGITS:
             raise UserError(f"samples × (length + 1) must be at most {MAX_DIGITS:,} digits in memory, got "
                             f"{self.samples:,} × {self.length + 1:,}; use fewer samples or a shorter length")
-        _positive("lr", self.lr)
-        _positive("init_std", self.init_std)
-        _positive("max_grad_norm", self.max_grad_norm)
-        if not 0 < self.val_fraction < 1:
-            raise UserError(f"val_fraction must be between 0 and 1 (exclusive), got {self.val_fraction}")
 
 
 # The settings a sweep varies through its own lists; a grid or `--set` cannot vary them as well.
 SWEEP_AXES = {"model": "--models", "length": "--lengths", "seed": "--seeds"}
+_EXAMPLE = {"lengths": "5 10", "models": "rnn lstm", "seeds": "0 1 2"}
 
 
-@dataclass(frozen=True)
-class SweepConfig:
+@settings
+class SweepConfig(_Rules):
     """A palindrome sweep: one run per model × length × seed × grid point, sharing `run`'s other settings.
 
     `grid` maps other per-run settings to the values to try (`{hidden: [64, 128], lr: [0.001, 0.003]}`);
     the sweep is the Cartesian product of everything, see `runs`."""
 
-    name: str = "palindrome"
-    lengths: list[int] = field(default_factory=lambda: [5, 10, 15, 20])
-    models: list[str] = field(default_factory=lambda: list(MODELS))
-    seeds: list[int] = field(default_factory=lambda: [0])
-    grid: dict[str, list[Any]] = field(default_factory=dict)
+    name: Str = "palindrome"
+    lengths: Items(Length) = field(default_factory=lambda: [5, 10, 15, 20])
+    models: Items(Choice(MODELS)) = field(default_factory=lambda: list(MODELS))
+    seeds: Items(Seed) = field(default_factory=lambda: [0])
+    grid: Grid = field(default_factory=dict)
     run: PalindromeConfig = field(default_factory=PalindromeConfig)
 
     def validate(self) -> None:
         check_name("name", self.name)
         for key in ("lengths", "models", "seeds"):
-            values = getattr(self, key)
-            if not values:
+            if not getattr(self, key):
                 raise UserError(f"{key} is empty: give at least one value, e.g. --{key} {_EXAMPLE[key]}")
-            _once(key, values)
-        for model in self.models:
-            _choice("model", model, MODELS)
+            _once(key, getattr(self, key))
         default = PalindromeConfig()
         for key, flag in SWEEP_AXES.items():  # a single model/length/seed would be silently replaced
             if getattr(self.run, key) != getattr(default, key):
@@ -130,8 +171,8 @@ class SweepConfig:
         self.runs()  # every combination is validated as the run it becomes
 
     def grid_points(self) -> list[dict[str, Any]]:
-        """The grid's combinations, in the grid's key order, each value checked and converted by `apply`
-        (so `lr: 1e-3` is the float 0.001)."""
+        """The grid's combinations, in the grid's key order, each value checked and converted as its
+        per-run setting (so `lr: 1e-3` is the float 0.001)."""
         checked: dict[str, list[Any]] = {}
         for key, values in self.grid.items():
             bare = key.removeprefix("run.")
@@ -142,124 +183,85 @@ class SweepConfig:
 
     def runs(self) -> list[PalindromeConfig]:
         """lengths × models × grid points × seeds, each a validated per-run config."""
-        out = []
-        for length, model, point, seed in itertools.product(self.lengths, self.models, self.grid_points(),
-                                                             self.seeds):
-            cfg = dataclasses.replace(self.run, **point, model=model, length=length, seed=seed)
-            cfg.validate()
-            out.append(cfg)
-        return out
+        return [dataclasses.replace(self.run, **point, model=model, length=length, seed=seed)
+                for length, model, point, seed in itertools.product(self.lengths, self.models, self.grid_points(),
+                                                                    self.seeds)]
 
 
-@dataclass(frozen=True)
-class GanConfig:
+@settings
+class GanConfig(_Rules):
     """One GAN run. Defaults are the seed study's settings (200 epochs, batch 64, Adam 2e-4, latent 100)."""
 
-    dataset: str = "mnist"  # mnist | fashion-mnist
-    data_dir: str = "data"  # IDX files: torchvision's layout or a flat folder (plain or .gz)
+    dataset: Choice(DATASETS) = "mnist"
+    data_dir: Str = "data"  # IDX files: torchvision's layout or a flat folder (plain or .gz)
     download: bool = False  # let torchvision download the files (needs internet)
-    limit: int = 0  # train on the first `limit` images only (0 = all): quick presets and tests
-    seed: int = 0
-    epochs: int = 200
-    batch_size: int = 64
-    latent_dim: int = 100
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    log_every: int = 100  # batches per metrics row (averages over those batches)
-    sample_every: int = 500  # batches between sample grids, all drawn from one fixed z
-    grid: int = 5  # sample grids are grid × grid images
-    eval_every: int = 10  # epochs between classifier-FID evaluations (0 = only at the end)
-    eval_samples: int = 2000  # generated and real images per classifier-FID
-    classifier: str = ""  # classifier checkpoint; "" = <out>/classifiers/<dataset>.pt, trained when missing
-    device: str = "auto"
-    checkpoint_every: int = 0  # epochs between checkpoints (0 = auto: every epoch on the CPU, every 10 on a GPU)
-    cuda_graphs: str = "auto"  # auto: capture the training step as a CUDA graph on a GPU | off: eager
+    limit: Int(0) = 0  # train on the first `limit` images only (0 = all): quick presets and tests
+    seed: Seed = 0
+    epochs: Int(1, MAX_EPOCHS) = 200
+    batch_size: Int(2, MAX_BATCH) = 64  # BatchNorm needs two samples
+    latent_dim: Int(1, MAX_LATENT) = 100
+    lr: Positive = 2e-4
+    beta1: Float(ge=0, lt=1) = 0.5
+    beta2: Float(ge=0, lt=1) = 0.999
+    log_every: Int(1) = 100  # batches per metrics row (averages over those batches)
+    sample_every: Int(1) = 500  # batches between sample grids, all drawn from one fixed z
+    grid: Int(1, MAX_GRID) = 5  # sample grids are grid × grid images
+    eval_every: Int(0) = 10  # epochs between classifier-FID evaluations (0 = only at the end)
+    eval_samples: Int(1, MAX_EVAL_SAMPLES) = 2000  # generated and real images per classifier-FID
+    classifier: Str = ""  # classifier checkpoint; "" = <out>/classifiers/<dataset>.pt, trained when missing
+    device: Choice(DEVICES) = "auto"
+    checkpoint_every: Int(0) = 0  # epochs between checkpoints (0 = auto: every epoch on the CPU, every 10 on a GPU)
+    cuda_graphs: Choice(("auto", "off")) = "auto"  # auto: capture the training step as a CUDA graph on a GPU
     deterministic: bool = False  # torch.use_deterministic_algorithms + no TF32: bit-stable on a GPU, slower
 
-    def validate(self) -> None:
-        _choice("dataset", self.dataset, DATASETS)
-        _choice("device", self.device, DEVICES)
-        _between("seed", self.seed, 0, MAX_SEED)
-        _between("epochs", self.epochs, 1, MAX_EPOCHS)
-        _at_least("limit", self.limit, 0)
-        _at_least("eval_every", self.eval_every, 0)
-        _at_least("checkpoint_every", self.checkpoint_every, 0)
-        _choice("cuda_graphs", self.cuda_graphs, ("auto", "off"))
-        for key in ("log_every", "sample_every"):
-            _at_least(key, getattr(self, key), 1)
-        _between("batch_size", self.batch_size, 2, MAX_BATCH)  # BatchNorm needs two samples
-        _between("latent_dim", self.latent_dim, 1, MAX_LATENT)
-        _between("grid", self.grid, 1, MAX_GRID)
-        _between("eval_samples", self.eval_samples, 1, MAX_EVAL_SAMPLES)
-        _positive("lr", self.lr)
-        for key in ("beta1", "beta2"):
-            if not 0 <= getattr(self, key) < 1:
-                raise UserError(f"{key} must be in [0, 1), got {getattr(self, key)}")
 
-
-@dataclass(frozen=True)
-class AblationConfig:
+@settings
+class AblationConfig(_Rules):
     """Final val accuracy over lengths × models × initialisation × input encoding (× seeds)."""
 
-    lengths: list[int] = field(default_factory=lambda: [5, 10, 15, 20])
-    models: list[str] = field(default_factory=lambda: list(MODELS))
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    inits: list[str] = field(default_factory=lambda: list(INITS))
-    encodings: list[str] = field(default_factory=lambda: list(ENCODINGS))
+    lengths: Items(Length) = field(default_factory=lambda: [5, 10, 15, 20])
+    models: Items(Choice(MODELS)) = field(default_factory=lambda: list(MODELS))
+    seeds: Items(Seed) = field(default_factory=lambda: [0, 1, 2])
+    inits: Items(Choice(INITS)) = field(default_factory=lambda: list(INITS))
+    encodings: Items(Choice(ENCODINGS)) = field(default_factory=lambda: list(ENCODINGS))
     run: PalindromeConfig = field(default_factory=PalindromeConfig)
 
     def validate(self) -> None:
-        for key, values, choices in (("inits", self.inits, INITS), ("encodings", self.encodings, ENCODINGS)):
-            if not values:
+        for key, choices in (("inits", INITS), ("encodings", ENCODINGS)):
+            if not getattr(self, key):
                 raise UserError(f"ablation {key} is empty: give at least one of {', '.join(choices)}")
-            _once(key, values)
-            for value in values:
-                _choice(key[:-1], value, choices)
-        SweepConfig(name="ablation", lengths=self.lengths, models=self.models, seeds=self.seeds,
-                    run=self.run).validate()
+            _once(key, getattr(self, key))
+        SweepConfig(name="ablation", lengths=self.lengths, models=self.models, seeds=self.seeds, run=self.run)
 
 
-@dataclass(frozen=True)
-class StudyConfig:
+@settings
+class StudyConfig(_Rules):
     """Everything the study report needs: the sweep, the ablation, one GAN run and its interpolation."""
 
     sweep: SweepConfig = field(default_factory=lambda: SweepConfig(seeds=[0, 1, 2, 3, 4]))
     ablation: AblationConfig = field(default_factory=AblationConfig)
     gan: GanConfig = field(default_factory=GanConfig)
-    interpolation_steps: int = 7
-    interpolation_pairs: int = 2
+    interpolation_steps: Int(1, 1000) = 7
+    interpolation_pairs: Int(0, 100) = 2
     # Both ends of a strip must be read as their class with at least this probability by the classifier.
-    interpolation_min_confidence: float = 0.9
-
-    def validate(self) -> None:
-        self.sweep.validate()
-        self.ablation.validate()
-        self.gan.validate()
-        _between("interpolation_steps", self.interpolation_steps, 1, 1000)
-        _between("interpolation_pairs", self.interpolation_pairs, 0, 100)
-        if not 0 < self.interpolation_min_confidence <= 1:
-            raise UserError(f"interpolation_min_confidence must be in (0, 1], got {self.interpolation_min_confidence}")
+    interpolation_min_confidence: Float(gt=0, le=1) = 0.9
 
 
-_EXAMPLE = {"lengths": "5 10", "models": "rnn lstm", "seeds": "0 1 2"}
-
-
-@dataclass(frozen=True)
-class TrackingConfig:
+@settings
+class TrackingConfig(_Rules):
     """Where metrics go besides metrics.jsonl: W&B mode and naming."""
 
-    mode: str = "auto"  # auto: online when logged in or WANDB_API_KEY is set, else offline
-    project: str = "lstmgan"
-    entity: str | None = None
-    group: str | None = None  # --group; default: tracking.group_id(sweep or study folder), one per folder
-    job_type: str | None = None  # the kind of job: palindrome | gan | interpolate | report
-    tags: tuple[str, ...] = ()
+    mode: Choice(WANDB_MODES) = "auto"  # auto: online when logged in or WANDB_API_KEY is set, else offline
+    project: Str = "lstmgan"
+    entity: Str | None = None
+    group: Str | None = None  # --group; default: tracking.group_id(sweep or study folder), one per folder
+    job_type: Str | None = None  # the kind of job: palindrome | gan | interpolate | report
+    tags: Annotated[tuple[Str, ...], BeforeValidator(lambda v: tuple(w) if isinstance(w := _as_list(v), list) else w)] = ()
     system_metrics: bool = True  # W&B's GPU/CPU/memory stats (--no-wandb-system-metrics turns them off)
     artifacts: bool = False  # --wandb-artifacts: GAN checkpoints as W&B artifacts (at the end, or at sync)
 
-    def validate(self) -> None:
-        _choice("--wandb", self.mode, WANDB_MODES)
+
+RUN_KINDS: dict[type, str] = {PalindromeConfig: "palindrome", GanConfig: "gan"}
 
 
 # --- loading and overrides -------------------------------------------------------------------------
@@ -355,12 +357,12 @@ def _grid_values(run: PalindromeConfig, key: str, values: Any, source: str) -> l
         raise UserError(f"{source}: grid key {key} has no values; give at least one, e.g. {bare}=a,b")
     checked = []
     for value in values:
-        one = apply(run, {bare: value}, f"{source} {key}")
         try:
-            one.validate()
+            checked.append(getattr(apply(run, {bare: value}, f"{source} {key}"), bare))
         except UserError as e:
+            if str(e).startswith(f"{source} {key}:"):  # a value of the wrong type already names its source
+                raise
             raise UserError(f"{source} {key}={_text(value)}: {e}") from None
-        checked.append(getattr(one, bare))
     _once(f"{source} {key}", checked)
     return checked
 
@@ -381,52 +383,9 @@ def _text(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10**9).strip().removesuffix("...").strip()
 
 
-def apply(cfg: C, values: dict[str, Any], source: str) -> C:
-    """Return a copy of `cfg` with `values` applied; `source` names where they came from in errors.
-
-    A key names a field of `cfg`, a field inside one of its wrapped configs (`epochs` reaches
-    `run.epochs` when only one wrapped config has it), or a dotted path (`gan.epochs`). A wrapped
-    config's key may also hold a mapping (`sweep: {epochs: 30}` in YAML)."""
-    changes: dict[str, Any] = {}
-    nested: dict[str, dict[str, Any]] = {}
-    own = {f.name: f for f in dataclasses.fields(cfg)}
-    hints = _hints(type(cfg))
-    wrapped = [name for name in own if dataclasses.is_dataclass(getattr(cfg, name))]
-    for key, value in values.items():
-        head, _, rest = key.partition(".")
-        if rest and head in wrapped:
-            nested.setdefault(head, {})[rest] = value
-        elif key in wrapped:
-            if not isinstance(value, dict):
-                raise UserError(f"{source}: {key} must be a mapping of settings, got {value!r}")
-            nested.setdefault(key, {}).update(value)
-        elif key in own:
-            changes[key] = _coerce(hints[key], value, key, source)
-        else:
-            inner = [name for name in wrapped if key in _field_names(getattr(cfg, name))]
-            if len(inner) > 1:
-                raise UserError(f"{source}: {key!r} is ambiguous; write one of "
-                                f"{', '.join(f'{name}.{key}' for name in inner)}")
-            if not inner:
-                known = sorted(k for k in own if k not in wrapped)
-                for name in wrapped:
-                    known += sorted(_field_names(getattr(cfg, name)))
-                raise UserError(f"{source}: unknown key {key!r}; known keys: {', '.join(known)}")
-            nested.setdefault(inner[0], {})[key] = value
-    for name, sub in nested.items():
-        changes[name] = apply(getattr(cfg, name), sub, source)
-    return dataclasses.replace(cfg, **changes)
-
-
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """A plain, YAML-safe dict (tuples become lists)."""
-    def plain(v: Any) -> Any:
-        if isinstance(v, (list, tuple)):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        return v
-    return plain(dataclasses.asdict(cfg))
+    """A plain, YAML-safe dict in field order (tuples become lists)."""
+    return to_jsonable_python(cfg)
 
 
 def run_config_dict(cfg: Any) -> dict[str, Any]:
@@ -456,7 +415,7 @@ def from_dict(cls: type[C], data: dict[str, Any], source: str) -> C:
 
 
 def build(cls: type[C], *, yaml_path: Path | None, flags: dict[str, Any], sets: list[str] | None) -> C:
-    """defaults < YAML < CLI flags (None = not given) < --set, then validated."""
+    """defaults < YAML < CLI flags (None = not given) < --set, each layer validated."""
     cfg = cls()
     if yaml_path is not None:
         from lstmgan.catalog import find  # a packaged name (`palindrome-sweep`) or a path
@@ -464,20 +423,49 @@ def build(cls: type[C], *, yaml_path: Path | None, flags: dict[str, Any], sets: 
         yaml_path = find(yaml_path, "job")
         cfg = apply(cfg, load_yaml(yaml_path), str(yaml_path))
     cfg = apply(cfg, {k: v for k, v in flags.items() if v is not None}, "command line")
-    cfg = apply(cfg, parse_sets(sets), "--set")
-    cfg.validate()  # type: ignore[attr-defined]
-    return cfg
+    return apply(cfg, parse_sets(sets), "--set")
 
 
-# --- type coercion and checks ------------------------------------------------------------------------
+def apply(cfg: C, values: dict[str, Any], source: str) -> C:
+    """Return a copy of `cfg` with `values` applied and checked; `source` names where they came from in errors.
 
-RUN_KINDS: dict[type, str] = {PalindromeConfig: "palindrome", GanConfig: "gan"}
-
-
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    """A dataclass's field types, resolved (`from __future__ import annotations` leaves strings)."""
-    return typing.get_type_hints(cls)
+    A key names a field of `cfg`, a field inside one of its wrapped configs (`epochs` reaches
+    `run.epochs` when only one wrapped config has it), or a dotted path (`gan.epochs`). A wrapped
+    config's key may also hold a mapping (`sweep: {epochs: 30}` in YAML)."""
+    changes: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    current = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}  # type: ignore[arg-type]
+    wrapped = [name for name, value in current.items() if dataclasses.is_dataclass(value)]
+    for key, value in values.items():
+        head, _, rest = key.partition(".")
+        if rest and head in wrapped:
+            nested.setdefault(head, {})[rest] = value
+        elif key in wrapped:
+            if not isinstance(value, dict):
+                raise UserError(f"{source}: {key} must be a mapping of settings, got {value!r}")
+            nested.setdefault(key, {}).update(value)
+        elif key in current:
+            changes[key] = value
+        else:
+            inner = [name for name in wrapped if key in _field_names(current[name])]
+            if len(inner) > 1:
+                raise UserError(f"{source}: {key!r} is ambiguous; write one of "
+                                f"{', '.join(f'{name}.{key}' for name in inner)}")
+            if not inner:
+                known = sorted(k for k in current if k not in wrapped)
+                for name in wrapped:
+                    known += sorted(_field_names(current[name]))
+                raise UserError(f"{source}: unknown key {key!r}; known keys: {', '.join(known)}")
+            nested.setdefault(inner[0], {})[key] = value
+    for name, sub in nested.items():
+        changes[name] = apply(current[name], sub, source)
+    cls = type(cfg)
+    try:
+        if hasattr(cls, "__pydantic_fields__"):
+            return cls(**{**current, **changes})  # type: ignore[misc]
+        return TypeAdapter(cls).validate_python({**current, **changes})  # a plain dataclass: pydantic's lax rules
+    except ValidationError as e:
+        raise _refusal(e, cls, changes, source) from None
 
 
 def _field_names(cfg: Any) -> set[str]:
@@ -489,86 +477,41 @@ def _field_names(cfg: Any) -> set[str]:
     return names
 
 
-def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
-    ok, out = _check(hint, value)
-    if not ok:
-        raise UserError(f"{source}: {key} must be {_describe(hint)}, got {value!r}")
-    return out
+# What a value of the wrong type should have been, by pydantic's error type (`int_type`), and its plural.
+_WANTED = {"int": ("an integer", "integers"), "float": ("a number", "numbers"), "string": ("a string", "strings"),
+           "bool": ("true or false", "true or false values"), "list": ("a list", "lists"),
+           "tuple": ("a list", "lists"), "dict": ("a mapping of setting: [values]", "mappings")}
 
 
-def _check(hint: Any, value: Any) -> tuple[bool, Any]:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(hint):
-            ok, out = _check(arg, value)
-            if ok:
-                return True, out
-        return False, None
-    if hint is type(None):
-        return value is None, None
-    if origin is dict:  # a sweep's grid: {key: [values]}; the values are checked against the run config later
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            return False, None
-        return True, {k: v if isinstance(v, list) else [v] for k, v in value.items()}
-    if origin in (list, tuple):
-        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-            value = [value]  # `--set seeds=3` means [3]
-        if not isinstance(value, (list, tuple)):
-            return False, None
-        (item,) = typing.get_args(hint)[:1]
-        items = [_check(item, v) for v in value]
-        if not all(ok for ok, _ in items):
-            return False, None
-        seq = [v for _, v in items]
-        return True, (tuple(seq) if origin is tuple else seq)
-    if hint is bool:
-        return isinstance(value, bool), value
-    if hint is int:
-        return (isinstance(value, int) and not isinstance(value, bool)), value
-    if hint is float:
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-            try:
-                return True, float(value)
-            except ValueError:
-                return False, None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True, float(value)
-        return False, None
-    if hint is str:
-        if isinstance(value, bool):  # YAML 1.1 reads a bare off/on as false/true: `cuda_graphs: off`
-            return True, "on" if value else "off"
-        if isinstance(value, (int, float)):
-            return True, str(value)  # `--set name=2024` is a name, not a number
-        return isinstance(value, str), value
-    return True, value
+def _refusal(error: ValidationError, cls: type, given: dict[str, Any], source: str) -> UserError:
+    """pydantic's report as one line. A broken rule (a bound, a choice) names the setting, its rule and the
+    value; a value of the wrong type also names where it came from (`source`) and is shown as given."""
+    e = error.errors(include_url=False)[0]
+    kind, loc, value, ctx = e["type"], e["loc"], e["input"], e.get("ctx", {})
+    key = str(loc[0])
+    item = len(loc) == 2 and isinstance(loc[1], int)  # in a list, the rule is the item's: `lengths: [0]`
+    name = key.removesuffix("s") if item else key
+    if kind == "literal_error":
+        return UserError(f"unknown {name} {value!r}; choose one of: "
+                         f"{ctx['expected'].replace(chr(39), '').replace(' or ', ', ')}")
+    if isinstance(value, float) and (kind == "finite_number" or kind.startswith(("greater", "less"))):
+        return UserError(f"{name} must be {_interval(cls, key)}, got {value}")
+    if kind == "greater_than_equal":
+        return UserError(f"{name} must be at least {ctx['ge']:,}, got {value}")
+    if kind == "less_than_equal":
+        return UserError(f"{name} must be at most {ctx['le']:,}, got {value}")
+    whole = given.get(key, value)
+    singular, plural = _WANTED.get("dict" if isinstance(whole, dict) else kind.split("_")[0], ("valid", "valid values"))
+    return UserError(f"{source}: {key} must be {f'a list of {plural}' if item else singular}, got {whole!r}")
 
 
-def _describe(hint: Any) -> str:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(hint))
-    if origin in (list, tuple):
-        return f"a list of {_describe(typing.get_args(hint)[0])} values"
-    if origin is dict:
-        return "a mapping of setting: [values]"
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
-    return names.get(hint, str(hint))
-
-
-def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UserError(f"unknown {key} {value!r}; choose one of: {', '.join(choices)}")
-
-
-def _at_least(key: str, value: int, low: int) -> None:
-    if value < low:
-        raise UserError(f"{key} must be at least {low}, got {value}")
-
-
-def _between(key: str, value: int, low: int, high: int) -> None:
-    _at_least(key, value, low)
-    if value > high:
-        raise UserError(f"{key} must be at most {high:,}, got {value}")
+def _interval(cls: type, key: str) -> str:
+    """A number setting's rule from its bounds: `a positive finite number`, `in (0, 1]`."""
+    b = {k: getattr(m, k) for m in cls.__pydantic_fields__[key].metadata for k in ("ge", "gt", "le", "lt")  # type: ignore[attr-defined]
+         if hasattr(m, k)}
+    if b == {"gt": 0}:
+        return "a positive finite number"
+    return f"in {'[' if 'ge' in b else '('}{b.get('ge', b.get('gt'))}, {b.get('le', b.get('lt'))}{']' if 'le' in b else ')'}"
 
 
 def _once(key: str, values: list[Any]) -> None:
@@ -578,11 +521,6 @@ def _once(key: str, values: list[Any]) -> None:
         if marker in seen:
             raise UserError(f"{key} lists {value!r} twice; give each value once")
         seen.add(marker)
-
-
-def _positive(key: str, value: float) -> None:
-    if not (value > 0 and math.isfinite(value)):
-        raise UserError(f"{key} must be a positive finite number, got {value}")
 
 
 def check_name(key: str, value: str) -> None:

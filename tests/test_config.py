@@ -55,7 +55,7 @@ def test_the_sweep_yaml_in_jobs_loads(tmp_path):
     ("epochs: many\n", "epochs must be an integer"),
     ("epochs: [1\n", "not valid YAML"),
     ("- 1\n- 2\n", "must hold a mapping"),
-    ("lengths: [5, x]\n", "lengths must be a list of an integer"),
+    ("lengths: [5, x]\n", "lengths must be a list of integers, got \\[5, .x.\\]"),
     ("model: gru\n", None),  # a SweepConfig has no single model: 'model' belongs to the run; checked below
 ])
 def test_bad_yaml_is_a_user_error_naming_the_problem(tmp_path, text, fragment):
