@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import typing
 from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -54,7 +55,9 @@ MAX_GRID = 100  # a sample grid of grid × grid images: 10,000 images, a 2800-pi
 FORMAT = 1
 
 
-# --- setting types: what YAML and `--set` may give, and each setting's own rule ------------------------------
+# --- setting types: each setting's own rule, and the conversions YAML and `--set` need -------------------------
+# pydantic runs strict (an integer setting refuses 3.0, "3" and true): these converters are the only leniency.
+
 
 def _as_str(v: Any) -> Any:
     if isinstance(v, bool):  # YAML 1.1 reads a bare off/on as false/true: `cuda_graphs: off`
@@ -63,53 +66,33 @@ def _as_str(v: Any) -> Any:
 
 
 def _as_float(v: Any) -> Any:
-    if isinstance(v, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-        try:
-            return float(v)
-        except ValueError:
-            return v
-    return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+    try:  # YAML 1.1 reads 1e-3 (no dot) as a string
+        return float(v) if isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)) else v
+    except ValueError:
+        return v
 
 
-def _as_list(v: Any) -> Any:
-    return [v] if isinstance(v, (int, float, str)) and not isinstance(v, bool) else v  # `--set seeds=3`: [3]
-
-
-def Int(low: int, high: int | None = None) -> Any:  # noqa: N802 (a type)
-    return Annotated[int, Field(ge=low, le=high)]
-
-
-def Float(**bounds: float) -> Any:  # noqa: N802 (a type); finite: the config forbids inf and nan
-    return Annotated[float, BeforeValidator(_as_float), Field(**bounds)]
-
-
-def Choice(choices: tuple[str, ...]) -> Any:  # noqa: N802 (a type)
-    return Annotated[Literal[choices], BeforeValidator(_as_str)]
-
-
-def Items(item: Any) -> Any:  # noqa: N802 (a type): a list; one value is a list of one
-    return Annotated[list[item], BeforeValidator(_as_list)]
-
-
+_as_list = lambda v: [v] if isinstance(v, (int, float, str)) and not isinstance(v, bool) else v  # seeds=3: [3]
+Int = lambda low, high=None: Annotated[int, Field(ge=low, le=high)]
+Float = lambda **bounds: Annotated[float, BeforeValidator(_as_float), Field(**bounds)]  # finite: see SETTINGS
+Choice = lambda choices: Annotated[Literal[choices], BeforeValidator(_as_str)]
+Items = lambda item: Annotated[list[item], BeforeValidator(_as_list)]
 Str = Annotated[str, BeforeValidator(_as_str)]
-Seed = Int(0, MAX_SEED)
-Positive = Float(gt=0)
-Length = Int(1, MAX_LENGTH)
-Grid = Annotated[dict[str, list[Any]], BeforeValidator(
+Tags = Annotated[tuple[Str, ...], BeforeValidator(lambda v: tuple(w) if isinstance(w := _as_list(v), list) else w)]
+Grid = Annotated[dict[str, list[Any]], BeforeValidator(  # `grid: {hidden: 64}` is one value
     lambda v: {k: x if isinstance(x, list) else [x] for k, x in v.items()} if isinstance(v, dict) else v)]
+Seed, Length, Positive = Int(0, MAX_SEED), Int(1, MAX_LENGTH), Float(gt=0)
 
-# Strict: an integer setting takes an integer, not 3.0, "3" or true (the converters above are the only
-# leniency). Unknown keys are refused; values are checked on every construction.
 SETTINGS = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, defer_build=True)
 settings = dataclass(frozen=True, config=SETTINGS)
 
 
 class _Rules:
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # after pydantic checked each setting
         self.validate()
 
     def validate(self) -> None:
-        """The rules across settings (each setting's own rule is its type)."""
+        """The rules across settings (none here)."""
 
 
 @settings
@@ -256,7 +239,7 @@ class TrackingConfig(_Rules):
     entity: Str | None = None
     group: Str | None = None  # --group; default: tracking.group_id(sweep or study folder), one per folder
     job_type: Str | None = None  # the kind of job: palindrome | gan | interpolate | report
-    tags: Annotated[tuple[Str, ...], BeforeValidator(lambda v: tuple(w) if isinstance(w := _as_list(v), list) else w)] = ()
+    tags: Tags = ()
     system_metrics: bool = True  # W&B's GPU/CPU/memory stats (--no-wandb-system-metrics turns them off)
     artifacts: bool = False  # --wandb-artifacts: GAN checkpoints as W&B artifacts (at the end, or at sync)
 
@@ -265,7 +248,6 @@ RUN_KINDS: dict[type, str] = {PalindromeConfig: "palindrome", GanConfig: "gan"}
 
 
 # --- loading and overrides -------------------------------------------------------------------------
-
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024  # job files are a few KB; a bigger "config" is the wrong file (or a log)
 
@@ -284,10 +266,10 @@ def load_yaml(path: Path) -> dict[str, Any]:
         raise UserError(f"config {path} is larger than {MAX_CONFIG_BYTES // 2**20} MB; give a YAML file of settings")
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = "\0"
-    if "\0" in text:  # NUL is valid UTF-8 but never text
-        raise UserError(f"config {path} is not a UTF-8 text file; give a YAML file")
+        if "\0" in text:  # NUL is valid UTF-8 but never text
+            raise UnicodeError
+    except UnicodeError:
+        raise UserError(f"config {path} is not a UTF-8 text file; give a YAML file") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -297,11 +279,9 @@ def load_yaml(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}{where} is not valid YAML: {problem}; fix the file") from None
     except RecursionError:
         raise UserError(f"{path} is nested too deeply to be a config; fix the file") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
+    if not isinstance(data, (dict, type(None))):
         raise UserError(f"{path} must hold a mapping of key: value lines, not a {type(data).__name__}")
-    return data
+    return data or {}
 
 
 def parse_sets(items: list[str] | None) -> dict[str, Any]:
@@ -479,8 +459,7 @@ def _field_names(cfg: Any) -> set[str]:
 
 # What a value of the wrong type should have been, by pydantic's error type (`int_type`), and its plural.
 _WANTED = {"int": ("an integer", "integers"), "float": ("a number", "numbers"), "string": ("a string", "strings"),
-           "bool": ("true or false", "true or false values"), "list": ("a list", "lists"),
-           "tuple": ("a list", "lists"), "dict": ("a mapping of setting: [values]", "mappings")}
+           "bool": ("true or false", "true or false values")}
 
 
 def _refusal(error: ValidationError, cls: type, given: dict[str, Any], source: str) -> UserError:
@@ -491,27 +470,32 @@ def _refusal(error: ValidationError, cls: type, given: dict[str, Any], source: s
     key = str(loc[0])
     item = len(loc) == 2 and isinstance(loc[1], int)  # in a list, the rule is the item's: `lengths: [0]`
     name = key.removesuffix("s") if item else key
+    field = getattr(cls, "__pydantic_fields__", {}).get(key)
+    hint = field.annotation if field else None
     if kind == "literal_error":
         return UserError(f"unknown {name} {value!r}; choose one of: "
                          f"{ctx['expected'].replace(chr(39), '').replace(' or ', ', ')}")
-    if isinstance(value, float) and (kind == "finite_number" or kind.startswith(("greater", "less"))):
-        return UserError(f"{name} must be {_interval(cls, key)}, got {value}")
-    if kind == "greater_than_equal":
-        return UserError(f"{name} must be at least {ctx['ge']:,}, got {value}")
-    if kind == "less_than_equal":
+    if kind == "finite_number" or kind.startswith(("greater_than", "less_than")):
+        if hint is float:
+            return UserError(f"{name} must be {_interval(field.metadata)}, got {_as_float(value)}")
+        if kind == "greater_than_equal":
+            return UserError(f"{name} must be at least {ctx['ge']:,}, got {value}")
         return UserError(f"{name} must be at most {ctx['le']:,}, got {value}")
-    whole = given.get(key, value)
-    singular, plural = _WANTED.get("dict" if isinstance(whole, dict) else kind.split("_")[0], ("valid", "valid values"))
-    return UserError(f"{source}: {key} must be {f'a list of {plural}' if item else singular}, got {whole!r}")
+    singular, plural = _WANTED.get(kind.split("_")[0], ("a valid value", "valid values"))
+    if typing.get_origin(hint) is dict:  # the sweep's grid
+        singular = "a mapping of setting: [values]"
+    elif typing.get_origin(hint) in (list, tuple):
+        singular = f"a list of {plural}" if item else "a list"
+    return UserError(f"{source}: {key} must be {singular}, got {given.get(key, value)!r}")
 
 
-def _interval(cls: type, key: str) -> str:
+def _interval(bounds: list[Any]) -> str:
     """A number setting's rule from its bounds: `a positive finite number`, `in (0, 1]`."""
-    b = {k: getattr(m, k) for m in cls.__pydantic_fields__[key].metadata for k in ("ge", "gt", "le", "lt")  # type: ignore[attr-defined]
-         if hasattr(m, k)}
+    b = {k: getattr(m, k) for m in bounds for k in ("ge", "gt", "le", "lt") if hasattr(m, k)}
     if b == {"gt": 0}:
         return "a positive finite number"
-    return f"in {'[' if 'ge' in b else '('}{b.get('ge', b.get('gt'))}, {b.get('le', b.get('lt'))}{']' if 'le' in b else ')'}"
+    low, high = ("[", b["ge"]) if "ge" in b else ("(", b["gt"]), (b["le"], "]") if "le" in b else (b["lt"], ")")
+    return f"in {low[0]}{low[1]}, {high[0]}{high[1]}"
 
 
 def _once(key: str, values: list[Any]) -> None:
