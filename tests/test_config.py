@@ -1,13 +1,19 @@
+import dataclasses
 import os
+import pickle
 
 import pytest
+import yaml
 
 from lstmgan.config import (
     SWEEP_AXES,
+    AblationConfig,
     GanConfig,
     PalindromeConfig,
     StudyConfig,
     SweepConfig,
+    TrackingConfig,
+    apply,
     build,
     from_dict,
     load_yaml,
@@ -56,16 +62,11 @@ def test_the_sweep_yaml_in_jobs_loads(tmp_path):
     ("epochs: [1\n", "not valid YAML"),
     ("- 1\n- 2\n", "must hold a mapping"),
     ("lengths: [5, x]\n", "lengths must be a list of integers, got \\[5, .x.\\]"),
-    ("model: gru\n", None),  # a SweepConfig has no single model: 'model' belongs to the run; checked below
+    ("models: [rnn, gru]\n", "unknown model 'gru'; choose one of: rnn, lstm"),
 ])
 def test_bad_yaml_is_a_user_error_naming_the_problem(tmp_path, text, fragment):
-    path = write(tmp_path, text)
-    if fragment is None:
-        with pytest.raises(UserError, match="unknown model 'gru'"):
-            build(PalindromeConfig, yaml_path=path, flags={}, sets=None)
-        return
     with pytest.raises(UserError, match=fragment):
-        build(SweepConfig, yaml_path=path, flags={}, sets=None)
+        build(SweepConfig, yaml_path=write(tmp_path, text), flags={}, sets=None)
 
 
 def test_set_values_are_parsed_as_yaml_scalars():
@@ -81,6 +82,10 @@ def test_set_values_are_parsed_as_yaml_scalars():
     (["encoding=binary"], "unknown encoding"),
     (["val_fraction=1.5"], "val_fraction"),
     (["epochs=true"], "must be an integer"),
+    (["epochs=3.0"], "--set: epochs must be an integer, got 3.0"),
+    (["lr=true"], "--set: lr must be a number, got True"),
+    (["lr=nan"], "lr must be a positive finite number, got nan"),
+    (["val_fraction=1"], r"val_fraction must be in \(0, 1\), got 1.0"),
 ])
 def test_semantic_checks(sets, fragment):
     with pytest.raises(UserError, match=fragment):
@@ -255,3 +260,43 @@ def test_the_study_has_an_interpolation_confidence_rule():
     assert StudyConfig().interpolation_min_confidence == 0.9
     with pytest.raises(UserError, match=r"interpolation_min_confidence must be in \(0, 1\], got 1.5"):
         build(StudyConfig, yaml_path=None, flags={"interpolation_min_confidence": 1.5}, sets=None)
+
+
+# --- what a setting accepts, and what a config object is ---------------------------------------------------
+
+
+def test_yaml_and_set_values_are_read_as_their_setting_means_them(tmp_path):
+    # YAML 1.1 reads these as false, 2024, 1 and the string "1e-1"
+    path = write(tmp_path, "cuda_graphs: off\nclassifier: 2024\nlr: 1\nbeta1: 1e-1\n")
+    cfg = build(GanConfig, yaml_path=path, flags={}, sets=None)
+    assert (cfg.cuda_graphs, cfg.classifier, cfg.lr, cfg.beta1) == ("off", "2024", 1.0, 0.1)
+    assert isinstance(cfg.lr, float)  # stored as 1.0, so config.yaml does not change with how it was typed
+    assert build(SweepConfig, yaml_path=None, flags={}, sets=["seeds=3"]).seeds == [3]  # one value is a list of one
+    assert apply(TrackingConfig(), {"tags": ["a", "b"]}, "test").tags == ("a", "b")
+
+
+def test_a_config_is_frozen_and_a_changed_copy_is_checked_again():
+    cfg = PalindromeConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.epochs = 3  # type: ignore[misc]
+    assert dataclasses.replace(cfg, epochs=3).epochs == 3
+    with pytest.raises(ValueError, match="greater than or equal to 1"):  # code's mistake: pydantic's report
+        dataclasses.replace(cfg, epochs=0)
+    with pytest.raises(UserError, match="samples × \\(length \\+ 1\\)"):  # rules across settings hold as well
+        dataclasses.replace(cfg, samples=10_000_000, length=1000)
+
+
+def test_every_config_survives_its_stored_form_and_pickling():
+    """Run folders store `to_dict`; submitit and the worker pool pickle configs."""
+    for cfg in (PalindromeConfig(), GanConfig(), SweepConfig(grid={"hidden": [8]}), AblationConfig(), StudyConfig()):
+        assert from_dict(type(cfg), to_dict(cfg), "config.yaml") == cfg
+        assert pickle.loads(pickle.dumps(cfg)) == cfg
+
+
+def test_a_runs_config_yaml_keeps_its_keys_and_their_order():
+    """Old run folders resume only if the stored config is written the same way: this is config.yaml of a
+    default palindrome run, byte for byte."""
+    assert yaml.safe_dump(run_config_dict(PalindromeConfig()), sort_keys=False) == (
+        "kind: palindrome\nformat: 1\nmodel: lstm\nlength: 10\nseed: 0\nhidden: 128\nencoding: onehot\n"
+        "init: pytorch\ninit_std: 0.01\nsamples: 2048\nval_fraction: 0.2\nepochs: 100\nbatch_size: 128\n"
+        "lr: 0.001\nmax_grad_norm: 10.0\ndevice: auto\ndeterministic: false\n")
