@@ -47,6 +47,8 @@ MAX_DIGITS = 500_000_000  # samples × (length + 1): 4 GB of int64 digits, befor
 MAX_BATCH = 1_000_000  # a batch's activations (and a GAN batch's images) must fit in one device's memory
 MAX_LATENT = 65_536  # the generator's first layer is latent_dim × 256 weights
 MAX_EVAL_SAMPLES = 1_000_000  # generated images per classifier-FID (28×28 floats: 3 GB at the bound)
+# σ(±10) is within 5e-5 of 0 or 1: a forget gate pinned shut or open; beyond that only the typo is new.
+MAX_FORGET_BIAS = 10.0
 MAX_GRID = 100  # a sample grid of grid × grid images: 10,000 images, a 2800-pixel PNG at the bound
 
 # What each run's stored config (config.yaml) records besides its settings: the kind of run, so readers
@@ -65,6 +67,7 @@ class PalindromeConfig:
     encoding: str = "onehot"  # onehot (10 dims) | scalar (the digit as one float, the template's input_dim=1)
     init: str = "pytorch"  # pytorch: U(±1/√H) | normal: N(0, init_std²) weights, zero biases
     init_std: float = 0.01
+    forget_bias: float = 0.0  # LSTM: added to the forget gate's bias at init; 0 = the original's, 1 = Gers et al.
     samples: int = 2048
     val_fraction: float = 0.2
     epochs: int = 100
@@ -91,6 +94,9 @@ class PalindromeConfig:
         _positive("lr", self.lr)
         _positive("init_std", self.init_std)
         _positive("max_grad_norm", self.max_grad_norm)
+        if not -MAX_FORGET_BIAS <= self.forget_bias <= MAX_FORGET_BIAS:  # NaN fails this too
+            raise UserError(f"forget_bias must be between -{MAX_FORGET_BIAS:g} and {MAX_FORGET_BIAS:g}, got "
+                            f"{self.forget_bias}")
         if not 0 < self.val_fraction < 1:
             raise UserError(f"val_fraction must be between 0 and 1 (exclusive), got {self.val_fraction}")
 
