@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from lstmgan.config import PalindromeConfig
 from lstmgan.results.claims import (
     CLAIMS,
     FAILS,
@@ -18,9 +20,13 @@ from lstmgan.results.claims import (
     GanMeasured,
     Measured,
     StripReading,
+    ablation_runs,
+    gan_measured,
+    measurements,
     rank_factors,
     verdicts,
 )
+from lstmgan.results.summary import RunRecord
 
 NEVER = None
 
@@ -194,3 +200,37 @@ def test_rank_factors_skips_a_factor_that_took_one_value():
     (only,) = rank_factors(runs)["lstm"]
     assert only.factor == "encoding" and only.effect == pytest.approx(0.7) and only.best == "scalar"
     assert rank_factors([AblationRun("lstm", 5, {"encoding": "onehot"}, 0.5)]) == {}
+
+
+def finished(model: str, length: int, seed: int, acc: float | None, epoch_to_99: int | None, epochs: int = 100,
+             **settings: object) -> RunRecord:
+    cfg = PalindromeConfig(model=model, length=length, seed=seed, **settings)
+    result = None if acc is None else {"final_val_acc": acc, "epoch_to_99": epoch_to_99, "epochs": epochs}
+    return RunRecord(config=cfg, path=Path(f"{model}-L{length}-s{seed}"), metrics=[], result=result)
+
+
+def test_measurements_group_finished_runs_by_model_and_length():
+    records = [finished("lstm", 10, 0, 1.0, 40), finished("lstm", 10, 1, 0.9, None, epochs=80),
+               finished("lstm", 10, 2, None, None),  # unfinished: left out
+               finished("rnn", 10, 0, 0.5, None)]
+    lstm, rnn = measurements(records)
+    assert (lstm.model, lstm.length, list(lstm.final_val_acc), list(lstm.epoch_to_99), lstm.epochs) == \
+        ("lstm", 10, [1.0, 0.9], [40, None], 80)
+    assert (rnn.model, list(rnn.final_val_acc)) == ("rnn", [0.5])
+
+
+def test_ablation_runs_read_the_factors_from_the_configs():
+    runs = ablation_runs([finished("lstm", 15, 0, 0.7, None, encoding="scalar", init="normal", forget_bias=1.0),
+                          finished("lstm", 15, 1, None, None)])
+    assert runs == [AblationRun("lstm", 15, {"encoding": "scalar", "init": "normal", "forget_bias": 1.0}, 0.7)]
+
+
+def test_gan_measured_from_result_and_strip_files():
+    results = [{"epochs": 200, "fid": 2.0, "fid_floor": 0.4, "class_histogram": [10] * 10, "mean_max_prob": 0.95},
+               {"epochs": 150, "fid": 3.0, "fid_floor": 0.5, "class_histogram": [10] * 10, "mean_max_prob": 0.9},
+               {"epochs": 3, "fid": None, "fid_floor": 0.5, "class_histogram": None, "mean_max_prob": None}]
+    strips = [{"min_confidence": 0.9, "strips": [{"classes": [1, 1, 7], "confidences": [0.99, 0.93, 0.98]}]}]
+    measured = gan_measured(results, strips)
+    assert measured is not None and measured.epochs == 150 and list(measured.fid) == [2.0, 3.0]
+    assert measured.strips == [StripReading([1, 1, 7], [0.99, 0.93, 0.98])]
+    assert gan_measured(results[2:]) is None

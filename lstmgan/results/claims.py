@@ -70,6 +70,9 @@ COVERAGE = 0.5  # a class is covered with at least half its uniform share of the
 CONFIDENT = 0.9  # the classifier's max-probability that reads an image as a digit (the strips' end rule too)
 STRIP_PARTLY = 0.5  # share of good inner frames for "partly"
 
+FACTORS = ("encoding", "init", "forget_bias")  # the ablation's axes that rank_factors weighs
+LONG_LENGTHS = (15, 20)  # where the original's RNN fails and its LSTM does not
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -290,10 +293,6 @@ def _gan_row(claim: Claim, gan: GanMeasured | None) -> ClaimRow:
 
 # --- the ablation: which factor moves the long lengths ---------------------------------------------
 
-FACTORS = ("encoding", "init", "forget_bias")
-LONG_LENGTHS = (15, 20)
-
-
 @dataclass(frozen=True)
 class AblationRun:
     """One finished ablation run: its model, length, the factors' values and its final val accuracy."""
@@ -362,6 +361,45 @@ def _means(runs: Iterable[AblationRun], factor: str) -> dict[Any, float]:
         if factor in run.settings:
             values[run.settings[factor]].append(run.final_val_acc)
     return {v: statistics.fmean(accs) for v, accs in values.items()}
+
+
+# --- from run folders' records ---------------------------------------------------------------------
+
+
+def measurements(records: Iterable[Any]) -> list[Measured]:
+    """Finished palindrome runs grouped by model and length, seeds in the order given; unfinished ones are
+    left out. `records`: RunRecord-like (`config.model`, `config.length`, `result` = result.json or None)."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for rec in records:
+        if rec.result and isinstance(rec.result.get("final_val_acc"), (int, float)):
+            groups[rec.config.model, rec.config.length].append(rec.result)
+    return [Measured(model, length, [r["final_val_acc"] for r in results], [r.get("epoch_to_99") for r in results],
+                     min(int(r.get("epochs") or 0) for r in results))
+            for (model, length), results in sorted(groups.items())]
+
+
+def ablation_runs(records: Iterable[Any], factors: Sequence[str] = FACTORS) -> list[AblationRun]:
+    """Finished runs as AblationRuns, the factors read from each run's config (a config without a factor —
+    one written before it existed — records none for it)."""
+    return [AblationRun(rec.config.model, rec.config.length,
+                        {f: getattr(rec.config, f) for f in factors if hasattr(rec.config, f)},
+                        rec.result["final_val_acc"])
+            for rec in records if rec.result and isinstance(rec.result.get("final_val_acc"), (int, float))]
+
+
+def gan_measured(results: Iterable[dict[str, Any]], strip_files: Iterable[dict[str, Any]] = ()) -> GanMeasured | None:
+    """The GAN's seeds from their result.json (those with a final evaluation) and the strips from their
+    interpolation/<method>.json files; None when no seed was evaluated."""
+    numbers = ("fid", "fid_floor", "mean_max_prob")
+    done = [r for r in results if all(isinstance(r.get(k), (int, float)) for k in numbers)
+            and isinstance(r.get("class_histogram"), list)]
+    if not done:
+        return None
+    strips = [StripReading(s["classes"], s["confidences"]) for f in strip_files for s in f.get("strips", [])
+              if isinstance(s.get("classes"), list) and isinstance(s.get("confidences"), list)]
+    return GanMeasured(min(int(r.get("epochs") or 0) for r in done), [r["fid"] for r in done],
+                       [r["fid_floor"] for r in done], [r["class_histogram"] for r in done],
+                       [r["mean_max_prob"] for r in done], strips)
 
 
 # --- text --------------------------------------------------------------------------------------------
