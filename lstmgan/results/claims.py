@@ -264,7 +264,8 @@ def _gan_row(claim: Claim, gan: GanMeasured | None) -> ClaimRow:
     if gan is None or not gan.fid:
         return ClaimRow(claim, "–", "–", "–", UNMEASURED, "no finished GAN run")
     if claim.kind == "gan_digits":
-        ratio = statistics.fmean(gan.fid) / statistics.fmean(gan.fid_floor)
+        fid, floor = statistics.fmean(gan.fid), statistics.fmean(gan.fid_floor)
+        ratio = fid / floor if floor > 0 else math.inf
         covered = [sum(c >= COVERAGE * sum(h) / len(h) for c in h) for h in gan.class_histogram]
         classes = len(gan.class_histogram[0]) if gan.class_histogram else 0
         confidence = statistics.fmean(gan.mean_max_prob)
@@ -292,6 +293,7 @@ def _gan_row(claim: Claim, gan: GanMeasured | None) -> ClaimRow:
 
 
 # --- the ablation: which factor moves the long lengths ---------------------------------------------
+
 
 @dataclass(frozen=True)
 class AblationRun:
