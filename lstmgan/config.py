@@ -48,6 +48,8 @@ MAX_DIGITS = 500_000_000  # samples × (length + 1): 4 GB of int64 digits, befor
 MAX_BATCH = 1_000_000  # a batch's activations (and a GAN batch's images) must fit in one device's memory
 MAX_LATENT = 65_536  # the generator's first layer is latent_dim × 256 weights
 MAX_EVAL_SAMPLES = 1_000_000  # generated images per classifier-FID (28×28 floats: 3 GB at the bound)
+# σ(±10) is within 5e-5 of 0 or 1: a forget gate pinned shut or open; beyond that only the typo is new.
+MAX_FORGET_BIAS = 10.0
 MAX_GRID = 100  # a sample grid of grid × grid images: 10,000 images, a 2800-pixel PNG at the bound
 
 # What each run's stored config (config.yaml) records besides its settings: the kind of run, so readers
@@ -106,6 +108,7 @@ class PalindromeConfig(_Rules):
     encoding: Choice(ENCODINGS) = "onehot"  # onehot (10 dims) | scalar (the digit as one float, input_dim=1)
     init: Choice(INITS) = "pytorch"  # pytorch: U(±1/√H) | normal: N(0, init_std²) weights, zero biases
     init_std: Positive = 0.01
+    forget_bias: Float(ge=-MAX_FORGET_BIAS, le=MAX_FORGET_BIAS) = 0.0  # LSTM forget gate's bias: 0 = the original's
     samples: Int(10, MAX_SAMPLES) = 2048
     val_fraction: Float(gt=0, lt=1) = 0.2
     epochs: Int(1, MAX_EPOCHS) = 100

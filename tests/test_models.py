@@ -30,20 +30,40 @@ def test_vanilla_rnn_matches_nn_rnn_with_the_same_weights():
     assert torch.allclose(ours.forward_reference(x), ours(x), atol=1e-5)
 
 
-def test_lstm_matches_nn_lstm_with_the_same_weights():
+@pytest.mark.parametrize("init", ["pytorch", "normal"])
+@pytest.mark.parametrize("forget_bias", [0.0, 1.0, -2.5])
+def test_lstm_matches_nn_lstm_with_the_same_weights(forget_bias, init):
     torch.manual_seed(0)
-    ours: LSTM = build_model("lstm", 10, 12, 10, "pytorch", 0.01)
-    ref = nn.LSTM(10, 12, batch_first=True)
+    ours: LSTM = build_model("lstm", 10, 12, 10, init, 0.3, forget_bias=forget_bias).double()
+    ref = nn.LSTM(10, 12, batch_first=True).double()
     with torch.no_grad():  # torch stacks the gates as i, f, g, o; the cell equations are the same
         order = ("i", "f", "g", "o")
         ref.weight_ih_l0.copy_(torch.cat([getattr(ours, f"W_{g}x").T for g in order]))
         ref.weight_hh_l0.copy_(torch.cat([getattr(ours, f"W_{g}h").T for g in order]))
         ref.bias_ih_l0.copy_(torch.cat([getattr(ours, f"b_{g}") for g in order]))
         ref.bias_hh_l0.zero_()
-    x = torch.randn(5, 9, 10)
-    h_T = ref(x)[0][:, -1]
-    assert torch.allclose(ours(x), h_T @ ours.W_ph + ours.b_p, atol=1e-5)
-    assert torch.allclose(ours.forward_reference(x), ours(x), atol=1e-5)
+    assert ref.bias_ih_l0[12:24].mean().item() == pytest.approx(forget_bias, abs=1 / math.sqrt(12))
+    x = torch.randn(5, 9, 10, dtype=torch.double, requires_grad=True)
+    ref_out = ref(x)[0][:, -1] @ ours.W_ph + ours.b_p
+    # the same gradients too: w.r.t. the input, and w.r.t. the forget-gate bias (torch holds it in bias_ih)
+    r_x, r_bias = torch.autograd.grad(ref_out.square().sum(), (x, ref.bias_ih_l0))
+    for out in (ours(x), ours.forward_reference(x)):
+        assert torch.allclose(out, ref_out, atol=1e-12)
+        g_x, g_bf = torch.autograd.grad(out.square().sum(), (x, ours.b_f))
+        assert torch.allclose(g_x, r_x, atol=1e-12) and torch.allclose(g_bf, r_bias[12:24], atol=1e-12)
+
+
+def test_forget_bias_sets_only_the_forget_gate_bias_and_leaves_the_draws_alone():
+    torch.manual_seed(0)
+    plain = dict(build_model("lstm", 1, 8, 10, "normal", 0.01).named_parameters())
+    torch.manual_seed(0)
+    shifted = dict(build_model("lstm", 1, 8, 10, "normal", 0.01, forget_bias=1.0).named_parameters())
+    assert torch.equal(shifted["b_f"], torch.ones(8))  # the normal scheme's zero bias becomes exactly 1
+    assert all(torch.equal(p, shifted[name]) for name, p in plain.items() if name != "b_f")
+    torch.manual_seed(0)
+    rnn = dict(build_model("rnn", 1, 8, 10, "pytorch", 0.01, forget_bias=1.0).named_parameters())
+    torch.manual_seed(0)
+    assert all(torch.equal(p, rnn[n]) for n, p in build_model("rnn", 1, 8, 10, "pytorch", 0.01).named_parameters())
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm"])
@@ -74,9 +94,10 @@ def test_output_is_logits_of_the_last_step_only():
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm"])
-def test_fast_forward_equals_the_step_by_step_equations_in_values_and_gradients(kind):
+@pytest.mark.parametrize("forget_bias", [0.0, 1.0])
+def test_fast_forward_equals_the_step_by_step_equations_in_values_and_gradients(kind, forget_bias):
     torch.manual_seed(1)
-    model = build_model(kind, 10, 16, 10, "pytorch", 0.01).double()
+    model = build_model(kind, 10, 16, 10, "pytorch", 0.01, forget_bias=forget_bias).double()
     x = torch.randn(6, 9, 10, dtype=torch.double)
     fast, ref = model(x), model.forward_reference(x)
     assert torch.allclose(fast, ref, atol=1e-12)

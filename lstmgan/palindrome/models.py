@@ -10,7 +10,9 @@
     both:  p = W_ph h_T + b_p        (logits; the loss applies the softmax)
 
 h_0 = c_0 = 0. Weights are stored as (in, out) so that `x @ W` reads like the equations' W x for a
-batch of row vectors.
+batch of row vectors. Both models expose the same pieces — `input_terms` (every W_·x x_t + b_·), `recur`
+(the recurrence, xw → h_T), `input_weight` and `recurrent_weight` (the W_·x and W_·h a gradient flows back
+through) — so that `palindrome.train.memory_horizon` reads ∂L/∂x_1 and ∂L/∂h_1 off one fast backward pass.
 
 `forward_reference` is the equations, step by step, differentiated by autograd: the readable definition.
 `forward` computes the same numbers faster (the tests hold the two equal, values and gradients):
@@ -52,8 +54,18 @@ class VanillaRNN(nn.Module):
             h = torch.tanh(xw[:, t] + h @ self.W_hh)
         return h @ self.W_ph + self.b_p
 
+    def input_weight(self) -> torch.Tensor:
+        return self.W_hx
+
+    def recurrent_weight(self) -> torch.Tensor:
+        return self.W_hh
+
+    def recur(self, xw: torch.Tensor) -> torch.Tensor:
+        """The fast recurrence over input terms xw (N × T × H) → h_T (N × H)."""
+        return RNNRecurrence.apply(xw, self.W_hh)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.b_p, RNNRecurrence.apply(self.input_terms(x), self.W_hh), self.W_ph)
+        return torch.addmm(self.b_p, self.recur(self.input_terms(x)), self.W_ph)
 
 
 class LSTM(nn.Module):
@@ -88,8 +100,18 @@ class LSTM(nn.Module):
             h = torch.tanh(c) * o
         return h @ self.W_ph + self.b_p
 
+    def input_weight(self) -> torch.Tensor:
+        return self._stacked("Wx")
+
+    def recurrent_weight(self) -> torch.Tensor:
+        return self._stacked("Wh")
+
+    def recur(self, xw: torch.Tensor) -> torch.Tensor:
+        """The fast recurrence over input terms xw (N × T × 4H) → h_T (N × H)."""
+        return LSTMRecurrence.apply(xw, self._stacked("Wh"))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.b_p, LSTMRecurrence.apply(self.input_terms(x), self._stacked("Wh")), self.W_ph)
+        return torch.addmm(self.b_p, self.recur(self.input_terms(x)), self.W_ph)
 
 
 class RNNRecurrence(torch.autograd.Function):
@@ -164,9 +186,14 @@ class LSTMRecurrence(torch.autograd.Function):
         return dpre.transpose(0, 1), hs[:-1].reshape(-1, H).T @ dpre.reshape(-1, four_h)
 
 
-def init_parameters(model: nn.Module, scheme: str, std: float) -> None:
+def init_parameters(model: nn.Module, scheme: str, std: float, forget_bias: float = 0.0) -> None:
     """pytorch: every parameter ~ U(−1/√H, 1/√H), as nn.RNN/nn.LSTM do.
-    normal: weights ~ N(0, std²) and biases = 0, the small-normal scheme of many course templates."""
+    normal: weights ~ N(0, std²) and biases = 0, the small-normal scheme of many course templates.
+
+    forget_bias (LSTM only) is then added to b_f: with the normal scheme b_f = forget_bias exactly (1 is the
+    remedy of Gers et al. 2000 and Jozefowicz et al. 2015: f_t ≈ σ(1) ≈ 0.73 keeps c_{t−1} from the first
+    update on); with the pytorch scheme the uniform draw is shifted by it. Adding, not overwriting, keeps 0
+    the scheme itself, draws and all, and consumes no random numbers, so other parameters do not move."""
     bound = 1 / math.sqrt(model.hidden)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -176,9 +203,12 @@ def init_parameters(model: nn.Module, scheme: str, std: float) -> None:
                 p.zero_()
             else:
                 p.normal_(0.0, std)
+        if isinstance(model, LSTM):
+            model.b_f.add_(forget_bias)
 
 
-def build_model(kind: str, input_dim: int, hidden: int, num_classes: int, init: str, init_std: float) -> nn.Module:
+def build_model(kind: str, input_dim: int, hidden: int, num_classes: int, init: str, init_std: float,
+                forget_bias: float = 0.0) -> nn.Module:
     model = {"rnn": VanillaRNN, "lstm": LSTM}[kind](input_dim, hidden, num_classes)
-    init_parameters(model, init, init_std)
+    init_parameters(model, init, init_std, forget_bias)
     return model
