@@ -146,7 +146,20 @@ def write_bytes_atomic(path: Path, data: bytes | memoryview) -> None:
         os.close(dir_fd)
 
 
-def _write_in(dir_fd: int, path: Path, data: bytes | memoryview) -> None:
+def write_bytes_once(path: Path, data: bytes) -> bool:
+    """Create `path` holding `data` unless it exists (racing writers pin one value: the first wins), by the
+    same rules as write_bytes_atomic: a whole temp file, then link() (which never replaces nor follows).
+    Returns whether this call created it."""
+    path = Path(path)
+    dir_fd = open_folder(path.parent)
+    try:
+        with _signals_raise():
+            return _write_in(dir_fd, path, data, once=True)
+    finally:
+        os.close(dir_fd)
+
+
+def _write_in(dir_fd: int, path: Path, data: bytes | memoryview, *, once: bool = False) -> bool:
     for _ in range(100):
         tmp = f".{path.name}.{secrets.token_hex(8)}.tmp"
         try:  # 0o666 less the umask, as a plain open() gives (results stay readable on a shared cluster folder)
@@ -163,7 +176,16 @@ def _write_in(dir_fd: int, path: Path, data: bytes | memoryview) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        if not once:
+            os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            return True
+        try:
+            os.link(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp, dir_fd=dir_fd)
+        return True
     except BaseException as e:
         try:
             os.unlink(tmp, dir_fd=dir_fd)

@@ -230,6 +230,13 @@ def check_metrics(run: RunDir, ckpt: dict[str, Any]) -> None:
                         f"covers; rerun with --force to retrain this run from scratch")
 
 
+def _misfit(e: Exception) -> str:
+    """What does not fit: load_state_dict's first line is only a heading ("Error(s) in loading …:")."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = lines[1] if len(lines) > 1 and lines[0].endswith(":") else first_line(e)
+    return text if len(text) <= 160 else text[:160].rsplit(" ", 1)[0] + " …"
+
+
 def decide(run: RunDir, config: dict[str, Any], *, force: bool,
            check_checkpoint: CheckpointCheck | None = None) -> State:
     """What running `config` in `run` would do. Reads only; refuses with a UserError. `check_checkpoint`
@@ -270,7 +277,7 @@ def decide(run: RunDir, config: dict[str, Any], *, force: bool,
             except UserError:
                 raise
             except Exception as e:  # load_state_dict's size mismatch, a missing key, a wrong type
-                raise UserError(f"{run.checkpoint_file} does not fit this run's model ({first_line(e, 120)}); "
+                raise UserError(f"{run.checkpoint_file} does not fit this run's model ({_misfit(e)}); "
                                 f"delete it or rerun with --force") from None
         if isinstance(wanted_epochs, int) and ckpt["epoch"] > wanted_epochs:
             raise UserError(f"{run.path} was trained for {ckpt['epoch']} epochs, more than the {wanted_epochs} "
