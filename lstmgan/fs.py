@@ -196,6 +196,31 @@ def _write_in(dir_fd: int, path: Path, data: bytes | memoryview, *, once: bool =
         raise
 
 
+def append_bytes(path: Path, data: bytes) -> None:
+    """Append to `path` (created if missing) without following a link, and only to a regular file: a row
+    appended to metrics.jsonl never lands in a planted link's target or blocks on a FIFO."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | NOFOLLOW, 0o666)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO):  # a link; a FIFO without a reader
+            with open_regular(path, "metrics"):  # raises the one-line NotRegular naming what it is
+                pass
+        raise too_long(e, path) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegular(f"{path} is {_kind(mode)}, not a regular file; remove or replace it")
+        os.set_blocking(fd, True)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as e:
+        raise with_path(e, path) from None
+    finally:
+        os.close(fd)
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode())
 

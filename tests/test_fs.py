@@ -53,6 +53,20 @@ def test_write_once_keeps_the_first_value_and_leaves_no_temp(tmp_path):
     assert os.listdir(tmp_path) == ["wandb-group"] and (tmp_path / "wandb-group").read_bytes() == b"first"
 
 
+def test_append_adds_to_a_regular_file_and_never_to_a_link_or_a_fifo(tmp_path):
+    fs.append_bytes(tmp_path / "metrics.jsonl", b'{"epoch": 1}\n')
+    fs.append_bytes(tmp_path / "metrics.jsonl", b'{"epoch": 2}\n')
+    assert fs.read_jsonl(tmp_path / "metrics.jsonl") == [{"epoch": 1}, {"epoch": 2}]
+    (tmp_path / "precious").write_text("keep")
+    (tmp_path / "linked.jsonl").symlink_to(tmp_path / "precious")
+    with pytest.raises(fs.NotRegular, match="linked.jsonl is a symbolic link"):
+        fs.append_bytes(tmp_path / "linked.jsonl", b"row\n")
+    os.mkfifo(tmp_path / "fifo.jsonl")
+    with pytest.raises(fs.NotRegular, match="fifo.jsonl is a FIFO"):
+        fs.append_bytes(tmp_path / "fifo.jsonl", b"row\n")
+    assert (tmp_path / "precious").read_text() == "keep"
+
+
 def test_sigterm_during_a_large_write_removes_its_temp_file(tmp_path):
     """SIGTERM's default would end the process before any cleanup; during a write it raises instead."""
     code = ("import sys, pathlib; from lstmgan import fs; print('go', flush=True); "
