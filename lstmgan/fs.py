@@ -35,9 +35,9 @@ NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def with_path(e: OSError, path: Path) -> OSError:
-    """The same OSError, naming `path` when it names no file (a write's ENOSPC/EDQUOT names none), so the
-    CLI's one line says which file could not be written."""
-    if e.filename is not None:
+    """The same OSError, naming `path` when it names no file (a write's ENOSPC/EDQUOT names none) or only a
+    name relative to a folder fd (our temp file), so the CLI's one line says which file could not be written."""
+    if e.filename is not None and os.path.isabs(os.fsdecode(e.filename)):
         return e
     named = type(e)(e.errno, e.strerror or str(e), str(path))
     named.__cause__ = e
