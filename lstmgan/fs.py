@@ -245,12 +245,13 @@ class NotRegular(UserError):
 
 
 @contextmanager
-def open_regular(path: Path, kind: str) -> Iterator[BinaryIO]:
-    """The file at `path` opened for reading only if it is a regular file (not a link) of at most
-    LIMITS[kind] bytes. O_NONBLOCK: opening a FIFO does not wait for a writer. FileNotFoundError as usual."""
+def open_regular(path: Path, kind: str, *, follow: bool = False) -> Iterator[BinaryIO]:
+    """The file at `path` opened for reading only if it is a regular file (not a link, unless `follow`:
+    for files the user names, like --config or a data folder's IDX files) of at most LIMITS[kind] bytes.
+    O_NONBLOCK: opening a FIFO does not wait for a writer. FileNotFoundError as usual."""
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | (os.O_CLOEXEC if follow else NOFOLLOW))
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise NotRegular(f"{path} is a symbolic link; lstmgan reads only regular files from run and data "
@@ -274,19 +275,19 @@ def open_regular(path: Path, kind: str) -> Iterator[BinaryIO]:
         yield f
 
 
-def read_regular(path: Path, kind: str) -> bytes:
+def read_regular(path: Path, kind: str, *, follow: bool = False) -> bytes:
     """The bytes of a regular file of at most LIMITS[kind] bytes (see open_regular); a file that grows past
     the limit while it is read is refused too."""
-    with open_regular(path, kind) as f:
+    with open_regular(path, kind, follow=follow) as f:
         data = f.read(LIMITS[kind] + 1)
     if len(data) > LIMITS[kind]:
         raise NotRegular(f"{path} grew past {LIMITS[kind] / MiB:.0f} MiB while read; remove or replace it")
     return data
 
 
-def read_text(path: Path, kind: str) -> str:
+def read_text(path: Path, kind: str, *, follow: bool = False) -> str:
     """read_regular, decoded as UTF-8 (UnicodeDecodeError for other bytes)."""
-    return read_regular(path, kind).decode()
+    return read_regular(path, kind, follow=follow).decode()
 
 
 def is_number(value: Any) -> bool:

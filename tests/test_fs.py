@@ -93,6 +93,16 @@ def test_the_reader_takes_regular_files_of_bounded_size_only(tmp_path, make, wor
         fs.read_regular(tmp_path / "f", "lock")
 
 
+@pytest.mark.timeout(30)
+def test_a_file_the_user_names_may_be_a_link_to_a_regular_file_but_never_to_a_device(tmp_path):
+    (tmp_path / "job.yaml").write_text("epochs: 3\n")
+    (tmp_path / "linked.yaml").symlink_to(tmp_path / "job.yaml")
+    assert fs.read_text(tmp_path / "linked.yaml", "config", follow=True) == "epochs: 3\n"
+    (tmp_path / "zero.yaml").symlink_to("/dev/zero")
+    with pytest.raises(fs.NotRegular, match="zero.yaml is a device"):
+        fs.read_regular(tmp_path / "zero.yaml", "config", follow=True)
+
+
 def test_read_jsonl_names_a_fifo_and_skips_a_missing_file(tmp_path):
     assert fs.read_jsonl(tmp_path / "missing.jsonl") == []
     os.mkfifo(tmp_path / "metrics.jsonl")
