@@ -1,43 +1,108 @@
-"""Files written so that a reader never sees half of one: atomic writes (temp file, fsync, rename) and
-forgiving readers of what other writers may have torn."""
+"""The file rules of a shared, possibly hostile file system, each in one place.
+
+- Writes are atomic (temp file, fsync, rename) and never follow a link: the folder is opened with O_NOFOLLOW,
+  the temp file gets an unpredictable name and is created exclusively in that open folder, and an interrupted
+  write (an error, Ctrl-C, SIGTERM) removes its temp file.
+- Reads take only regular files of bounded size (`read_regular`): a FIFO, a device, a socket, a link or an
+  oversized file is named in one line, never waited on or read into unbounded memory.
+- A name too long for the file system is bad input (`too_long`), like any other name the user chose.
+"""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
-import tempfile
+import secrets
+import signal
+import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 from lstmgan.errors import UserError
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _temp_beside(path: Path) -> tuple[int, str]:
-    """A temp file next to `path`, with the permissions a plain open() would give (mkstemp's are 0600,
-    which would hide results from the other users of a shared cluster folder)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o666 & ~_umask())
-    return fd, tmp
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+# The most a reader takes of each kind of file: far above any file lstmgan writes, far below what would hurt.
+LIMITS = {"lock": 64 * KiB, "id": 64 * KiB, "config": 4 * MiB, "result": 64 * MiB, "metrics": 1 * GiB,
+          "checkpoint": 16 * GiB, "data": 1 * GiB}
+NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def with_path(e: OSError, path: Path) -> OSError:
-    """The same OSError, naming `path` when it names no file (a write's ENOSPC/EDQUOT names none), so the
-    CLI's one line says which file could not be written."""
-    if e.filename is not None:
+    """The same OSError, naming `path` when it names no file (a write's ENOSPC/EDQUOT names none) or only a
+    name relative to a folder fd (our temp file), so the CLI's one line says which file could not be written."""
+    if e.filename is not None and os.path.isabs(os.fsdecode(e.filename)):
         return e
     named = type(e)(e.errno, e.strerror or str(e), str(path))
     named.__cause__ = e
     return named
+
+
+def too_long(e: OSError, path: Path) -> OSError | UserError:
+    """ENAMETOOLONG as bad input (exit 2): the user chose the name; any other OSError as it is, named."""
+    if e.errno == errno.ENAMETOOLONG:
+        return UserError(f"{path} is a name too long for the file system; choose a shorter --name or --out")
+    return with_path(e, path)
+
+
+# --- folders and links -----------------------------------------------------------------------------
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISDIR, "a folder"),
+                       (stat.S_ISREG, "a file")):
+        if test(mode):
+            return name
+    return "of an unknown kind"
+
+
+def check_real_folder(path: Path) -> None:
+    """Refuse (UserError) an output folder that is a symbolic link or not a folder; a missing one is fine.
+    Writing through a link would change files outside the output folder."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise too_long(e, path) from None
+    if stat.S_ISLNK(mode):
+        raise UserError(f"{path} is a symbolic link; lstmgan never writes through links in an output folder "
+                        f"(--force included): replace it with a real folder or choose another --out")
+    if not stat.S_ISDIR(mode):
+        raise UserError(f"{path} exists and is not a folder ({_kind(mode)}); choose another --out or --name")
+
+
+def make_folder(path: Path) -> None:
+    """mkdir -p whose last component must end up a real folder (not a link to one); too long is bad input."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file (or a dangling link) in the way
+        pass
+    except OSError as e:
+        raise too_long(e, path) from None
+    check_real_folder(path)
+
+
+def open_folder(path: Path) -> int:
+    """An fd of the folder `path` (created if missing), opened without following a link at its last
+    component: the checks hold for the folder the fd names, whatever is renamed meanwhile."""
+    make_folder(path)
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | NOFOLLOW)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            check_real_folder(path)  # raises the one-line refusal
+        raise too_long(e, path) from None
+
+
+# --- writes ----------------------------------------------------------------------------------------
 
 
 def is_temp(path: Path) -> bool:
@@ -45,24 +110,115 @@ def is_temp(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(".tmp") and path.name.count(".") >= 3
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over `path` (atomic on POSIX). On any
-    failure (a full disk included) the temp file is removed and `path` keeps its old content."""
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """While a write runs in the main thread: a SIGTERM (or SIGHUP) whose default would kill the process at once
+    raises KeyboardInterrupt instead, so the write's cleanup removes its temp file before the process ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            previous[sig] = signal.signal(sig, interrupt)
     try:
-        fd, tmp = _temp_beside(path)
-    except OSError as e:
-        raise with_path(e, path) from None
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def write_bytes_atomic(path: Path, data: bytes | memoryview) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over `path` (atomic on POSIX). Nothing
+    follows a link: the folder is opened with O_NOFOLLOW, the temp file (an unpredictable name) is created
+    with O_EXCL inside it, and the rename replaces a link at `path` rather than writing where it points. On
+    any failure (a full disk, Ctrl-C, SIGTERM) the temp file is removed and `path` keeps its old content."""
+    path = Path(path)
+    dir_fd = open_folder(path.parent)
+    try:
+        with _signals_raise():
+            _write_in(dir_fd, path, data)
+    finally:
+        os.close(dir_fd)
+
+
+def write_bytes_once(path: Path, data: bytes) -> bool:
+    """Create `path` holding `data` unless it exists (racing writers pin one value: the first wins), by the
+    same rules as write_bytes_atomic: a whole temp file, then link() (which never replaces nor follows).
+    Returns whether this call created it."""
+    path = Path(path)
+    dir_fd = open_folder(path.parent)
+    try:
+        with _signals_raise():
+            return _write_in(dir_fd, path, data, once=True)
+    finally:
+        os.close(dir_fd)
+
+
+def _write_in(dir_fd: int, path: Path, data: bytes | memoryview, *, once: bool = False) -> bool:
+    for _ in range(100):
+        tmp = f".{path.name}.{secrets.token_hex(8)}.tmp"
+        try:  # 0o666 less the umask, as a plain open() gives (results stay readable on a shared cluster folder)
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | NOFOLLOW, 0o666, dir_fd=dir_fd)
+            break
+        except FileExistsError:  # someone planted this name (a link, say): draw another
+            continue
+        except OSError as e:
+            raise too_long(e, path) from None
+    else:
+        raise UserError(f"could not create a temp file beside {path} (every name drawn was taken); rerun")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if not once:
+            os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            return True
+        try:
+            os.link(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp, dir_fd=dir_fd)
+        return True
     except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except OSError:
+            pass
         if isinstance(e, OSError):
             raise with_path(e, path) from None
         raise
+
+
+def append_bytes(path: Path, data: bytes) -> None:
+    """Append to `path` (created if missing) without following a link, and only to a regular file: a row
+    appended to metrics.jsonl never lands in a planted link's target or blocks on a FIFO."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | NOFOLLOW, 0o666)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO):  # a link; a FIFO without a reader
+            with open_regular(path, "metrics"):  # raises the one-line NotRegular naming what it is
+                pass
+        raise too_long(e, path) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegular(f"{path} is {_kind(mode)}, not a regular file; remove or replace it")
+        os.set_blocking(fd, True)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as e:
+        raise with_path(e, path) from None
+    finally:
+        os.close(fd)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -81,6 +237,59 @@ def save_torch_atomic(obj: Any, path: Path) -> None:
     write_bytes_atomic(path, buf.getbuffer())
 
 
+# --- reads -----------------------------------------------------------------------------------------
+
+
+class NotRegular(UserError):
+    """A file lstmgan reads is a FIFO, a device, a socket, a link, a folder or too large: one line, exit 2."""
+
+
+@contextmanager
+def open_regular(path: Path, kind: str, *, follow: bool = False) -> Iterator[BinaryIO]:
+    """The file at `path` opened for reading only if it is a regular file (not a link, unless `follow`:
+    for files the user names, like --config or a data folder's IDX files) of at most LIMITS[kind] bytes.
+    O_NONBLOCK: opening a FIFO does not wait for a writer. FileNotFoundError as usual."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | (os.O_CLOEXEC if follow else NOFOLLOW))
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise NotRegular(f"{path} is a symbolic link; lstmgan reads only regular files from run and data "
+                             f"folders: replace it with the file itself") from None
+        if e.errno == errno.ENAMETOOLONG:
+            raise too_long(e, path) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegular(f"{path} is {_kind(st.st_mode)}, not a regular file; remove or replace it")
+        if st.st_size > LIMITS[kind]:
+            raise NotRegular(f"{path} is {st.st_size / MiB:.0f} MiB, more than a {kind} file can be "
+                             f"({LIMITS[kind] / MiB:.0f} MiB); remove or replace it")
+        os.set_blocking(fd, True)
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
+        yield f
+
+
+def read_regular(path: Path, kind: str, *, follow: bool = False) -> bytes:
+    """The bytes of a regular file of at most LIMITS[kind] bytes (see open_regular); a file that grows past
+    the limit while it is read is refused too."""
+    with open_regular(path, kind, follow=follow) as f:
+        data = f.read(LIMITS[kind] + 1)
+    if len(data) > LIMITS[kind]:
+        raise NotRegular(f"{path} grew past {LIMITS[kind] / MiB:.0f} MiB while read; remove or replace it")
+    return data
+
+
+def read_text(path: Path, kind: str, *, follow: bool = False) -> str:
+    """read_regular, decoded as UTF-8 (UnicodeDecodeError for other bytes)."""
+    return read_regular(path, kind, follow=follow).decode()
+
+
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -92,12 +301,13 @@ def rows_with(rows: list[dict[str, Any]], numbers: tuple[str, ...]) -> list[dict
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """The JSON objects of a JSONL file; a torn last line (killed mid-write), a line that is not an object
-    and undecodable bytes are skipped, so readers never crash on a damaged file."""
+    and undecodable bytes are skipped, so readers never crash on a damaged file. Only a file that is no
+    regular file (or too large) is refused, in one line (NotRegular)."""
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    except OSError:
+        text = read_regular(path, "metrics").decode("utf-8", errors="replace")
+    except NotRegular:
+        raise
+    except OSError:  # missing, or unreadable: no rows
         return []
     rows = []
     for line in text.splitlines():
@@ -113,8 +323,11 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def check_writable(folder: Path) -> None:
     """Fail early, with the fix, when runs cannot be written under `folder`."""
     probe_dir = folder
-    while not probe_dir.exists():
-        probe_dir = probe_dir.parent
+    try:
+        while not probe_dir.exists():
+            probe_dir = probe_dir.parent
+    except OSError as e:
+        raise too_long(e, folder) from None
     if not probe_dir.is_dir():
         raise UserError(f"output path {folder} is under a file ({probe_dir}); choose another --out")
     if not os.access(probe_dir, os.W_OK | os.X_OK):

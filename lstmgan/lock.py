@@ -1,19 +1,19 @@
-"""One writer per run folder: a lock file created with O_CREAT|O_EXCL, and how a stale holder is told apart."""
+"""One writer per run folder: a lock file created with O_CREAT|O_EXCL, and how a stale holder is told apart.
+Whether a SLURM job still runs is asked of an injected `job_alive` (the runner's squeue): no subprocess here."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
-import shutil
 import socket
-import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lstmgan.errors import UserError
-from lstmgan.fs import with_path
+from lstmgan.fs import NOFOLLOW, open_folder, read_text, with_path
 
 LOCK = ".lstmgan.lock"
 
@@ -36,20 +36,6 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _slurm_job_running(job: str, task: str | None) -> bool | None:
-    """Whether squeue still lists the job (None: cannot tell, e.g. no squeue on this host)."""
-    if shutil.which("squeue") is None:
-        return None
-    ident = f"{job}_{task}" if task is not None else job
-    try:
-        proc = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ident], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if proc.returncode != 0:  # squeue errs on ids it no longer knows
-        return False
-    return bool(proc.stdout.strip())
-
-
 class RunLock:
     """One writer per run folder: `<run>/.lstmgan.lock`, a small JSON file {host, pid, slurm_job_id,
     slurm_array_task, started, token} created with O_CREAT|O_EXCL.
@@ -59,14 +45,18 @@ class RunLock:
     lost silently when a client reboots). A lock is stale, and taken over, when
     - it names this host and its PID is not alive (a killed or crashed command), or this very process;
     - it names the SLURM task this process runs as (a requeued task after preemption or timeout);
-    - it names another host and a SLURM job that squeue no longer lists. A lock from another host without
-      a SLURM job is never taken over: we cannot see that host's processes (delete the file by hand).
+    - it names another host and a SLURM job that `job_alive` says is gone (the runner passes squeue's
+      answer; without it, or when it cannot tell, such a lock is respected). A lock from another host
+      without a SLURM job is never taken over: we cannot see that host's processes (delete it by hand).
     PID reuse on the same host could keep a dead holder looking alive; the message then names the file.
+    The lock file and the folder are opened without following links; a lock that is no regular file (a
+    FIFO, say) is refused in one line, never read.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, job_alive: Callable[[str, str | None], bool | None] | None = None) -> None:
         self.folder = Path(folder)
         self.path = self.folder / LOCK
+        self.job_alive = job_alive
         self.token: str | None = None
 
     @staticmethod
@@ -76,17 +66,17 @@ class RunLock:
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "token": token}
 
     def holder(self) -> dict[str, Any] | None:
-        """The lock's content; {} for an unreadable or torn one; None when there is no lock."""
+        """The lock's content; {} for an unreadable or torn one; None when there is no lock. A lock that is
+        no regular file of a lock's size raises the one-line UserError naming it."""
         try:
-            data = json.loads(self.path.read_text())
+            data = json.loads(read_text(self.path, "lock"))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, UnicodeDecodeError):
             return {}
         return data if isinstance(data, dict) else {}
 
-    @staticmethod
-    def is_stale(holder: dict[str, Any]) -> bool:
+    def is_stale(self, holder: dict[str, Any]) -> bool:
         if not holder or not isinstance(holder.get("pid"), int):
             return True  # a creator killed between create and write, or garbage: nobody holds it
         job, task = _slurm_task()
@@ -94,8 +84,9 @@ class RunLock:
             return True  # our own SLURM task, requeued: its earlier attempt is gone
         if holder.get("host") == socket.gethostname():
             return holder["pid"] == os.getpid() or not _pid_alive(holder["pid"])
-        if holder.get("slurm_job_id"):
-            return _slurm_job_running(str(holder["slurm_job_id"]), holder.get("slurm_array_task")) is False
+        if holder.get("slurm_job_id") and self.job_alive is not None:
+            task = holder.get("slurm_array_task")
+            return self.job_alive(str(holder["slurm_job_id"]), None if task is None else str(task)) is False
         return False
 
     def describe(self, holder: dict[str, Any]) -> str:
@@ -118,10 +109,16 @@ class RunLock:
     def acquire(self) -> None:
         token = secrets.token_hex(8)
         data = json.dumps(self._me(token)).encode()
-        self.folder.mkdir(parents=True, exist_ok=True)
+        dir_fd = open_folder(self.folder)  # created if missing; a link is refused
+        try:
+            self._acquire(dir_fd, token, data)
+        finally:
+            os.close(dir_fd)
+
+    def _acquire(self, dir_fd: int, token: str, data: bytes) -> None:
         for _ in range(20):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                fd = os.open(LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY | NOFOLLOW, 0o644, dir_fd=dir_fd)
             except FileExistsError:
                 holder = self.holder()
                 if holder is None:
@@ -137,7 +134,7 @@ class RunLock:
                 os.fsync(fd)
             except OSError as e:
                 os.close(fd)
-                self.path.unlink(missing_ok=True)
+                os.unlink(LOCK, dir_fd=dir_fd)
                 raise with_path(e, self.path) from None
             os.close(fd)
             self.token = token
@@ -153,8 +150,8 @@ class RunLock:
         except FileNotFoundError:
             return
         try:
-            moved = json.loads(aside.read_text())
-        except (OSError, ValueError, UnicodeDecodeError):
+            moved = json.loads(read_text(aside, "lock"))
+        except (OSError, ValueError, UnicodeDecodeError, UserError):
             moved = {}
         if moved != judged and isinstance(moved, dict) and moved.get("token") != judged.get("token"):
             try:
@@ -166,7 +163,10 @@ class RunLock:
     def release(self) -> None:
         if self.token is None:
             return
-        holder = self.holder()
+        try:
+            holder = self.holder()
+        except UserError:  # replaced by something that is no lock: not ours to delete
+            holder = None
         if holder and holder.get("token") == self.token:
             self.path.unlink(missing_ok=True)
         self.token = None

@@ -8,15 +8,19 @@
     <run>/.lstmgan.lock   held while a command writes the run (see RunLock)
     <run>/task.json       a SLURM task's own account of this run (done/failed + the error's first line)
 
-`inspect` only reads and decides what running the config here would do (start, resume, nothing) or
-refuses with a UserError; `prepare` then makes it so. Commands call `inspect` for every run before
-they touch anything, so bad input never leaves a half-changed folder behind.
+`decide` only reads and decides what running the config here would do (start, resume, nothing) or
+refuses with a UserError; `prepare` then makes it so. Commands call `decide` for every run before
+they touch anything, so bad input (a foreign checkpoint, a FIFO, a link, a file where a folder belongs)
+never leaves a half-changed folder behind.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -26,7 +30,8 @@ import torch
 import yaml
 
 from lstmgan.errors import UserError, first_line
-from lstmgan.fs import is_number, is_temp, read_jsonl, save_torch_atomic, write_json_atomic, write_text_atomic
+from lstmgan.fs import (LIMITS, NotRegular, check_real_folder, is_number, is_temp, make_folder, open_regular,
+                        read_jsonl, read_text, save_torch_atomic, write_json_atomic, write_text_atomic)
 from lstmgan.lock import LOCK, RunLock
 
 # Keys that may differ between the stored and the requested config without making it another run.
@@ -37,6 +42,13 @@ NOT_IDENTITY = frozenset({"device", "data_dir", "download", "classifier", "check
 TASK = "task.json"
 # Files that do not make a folder "a run": our lock, a task's note, temp files of our atomic writes.
 BOOKKEEPING = frozenset({LOCK, TASK})
+# What a run folder holds, by kind (for LIMITS): each must be a regular file, never a link, FIFO or device.
+RUN_FILES = {"config.yaml": "config", "result.json": "result", "metrics.jsonl": "metrics",
+             "checkpoint.pt": "checkpoint", TASK: "result", "wandb-id": "id", "wandb-run.json": "result"}
+# Folders a run writes into: each must be a real folder (a link would send the writes elsewhere).
+RUN_FOLDERS = ("samples", "interpolation", "wandb")
+# A check that a loaded checkpoint fits the run's model (its tensors' shapes): raises on a misfit.
+CheckpointCheck = Callable[[dict[str, Any]], None]
 
 
 class State(str, Enum):
@@ -45,7 +57,7 @@ class State(str, Enum):
     DONE = "done"  # result.json exists: nothing to do unless --force
 
 
-# --- atomic files ----------------------------------------------------------------------------------
+# --- checkpoints -----------------------------------------------------------------------------------
 
 
 # What to tell the user about a bad checkpoint depends on the command: training can start over, a
@@ -57,9 +69,12 @@ def load_checkpoint(path: Path, *, fix: str = TRAIN_FIX) -> dict[str, Any]:
     """`torch.load(weights_only=True)` onto the CPU (trainers move weights to their device; RNG states must
     stay CPU tensors): a checkpoint can hold tensors and plain data, never code."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path, "checkpoint") as f:
+            ckpt = torch.load(f, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(f"checkpoint {path} does not exist; check the run folder") from None
+    except UserError:
+        raise
     except Exception as e:  # truncated zip, pickle with code in it, not a torch file at all
         raise UserError(f"checkpoint {path} is corrupt or not a lstmgan checkpoint ({first_line(e, 120)}); "
                         f"{fix}") from None
@@ -94,10 +109,10 @@ class RunDir:
         return self.path / "result.json"
 
     def stored_config(self) -> dict[str, Any] | None:
-        if not self.config_file.exists():
-            return None
         try:
-            data = yaml.safe_load(self.config_file.read_text())
+            data = yaml.safe_load(read_text(self.config_file, "config"))
+        except FileNotFoundError:
+            return None
         except (OSError, yaml.YAMLError, UnicodeDecodeError):
             raise UserError(f"{self.config_file} is unreadable; delete the run folder or rerun with --force") \
                 from None
@@ -115,9 +130,11 @@ class RunDir:
         result.json that is not a JSON object ({}, null, a string, torn), or whose keys in `numbers` are not
         numbers, counts as damaged, never as finished. Readers list such a run as skipped, with the reason."""
         try:
-            data = json.loads(self.result_file.read_text())
+            data = json.loads(read_text(self.result_file, "result"))
         except FileNotFoundError:
             return None, "not finished"
+        except NotRegular as e:
+            return None, str(e).split(";")[0]
         except (OSError, ValueError, UnicodeDecodeError) as e:
             return None, f"result.json unreadable ({first_line(e, 80)})"
         if not isinstance(data, dict) or not data:
@@ -143,6 +160,22 @@ class RunDir:
 
     def write_result(self, result: dict[str, Any]) -> None:
         write_json_atomic(self.result_file, result)
+
+    def check_entries(self) -> None:
+        """Refuse (UserError) a run folder whose files are not regular files of bounded size, or whose
+        subfolders are links or files: reading them could hang, writing into them could change files
+        elsewhere. Reads metadata only (lstat), so a FIFO is never opened."""
+        for name, kind in RUN_FILES.items():
+            path = self.path / name
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or st.st_size > LIMITS[kind]:
+                with open_regular(path, kind):  # raises the one-line NotRegular naming what it is
+                    pass
+        for name in RUN_FOLDERS:
+            check_real_folder(self.path / name)
 
     def remove_stale_temps(self) -> list[Path]:
         """Temp files of our atomic writes left by a killed writer (one as large as a checkpoint per
@@ -197,13 +230,24 @@ def check_metrics(run: RunDir, ckpt: dict[str, Any]) -> None:
                         f"covers; rerun with --force to retrain this run from scratch")
 
 
-def inspect(run: RunDir, config: dict[str, Any], *, force: bool) -> State:
-    """What running `config` in `run` would do. Reads only; refuses with a UserError."""
-    if run.path.exists() and not run.path.is_dir():
-        raise UserError(f"{run.path} exists and is not a folder; choose another --out or --name")
+def _misfit(e: Exception) -> str:
+    """What does not fit: load_state_dict's first line is only a heading ("Error(s) in loading …:")."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = lines[1] if len(lines) > 1 and lines[0].endswith(":") else first_line(e)
+    return text if len(text) <= 160 else text[:160].rsplit(" ", 1)[0] + " …"
+
+
+def decide(run: RunDir, config: dict[str, Any], *, force: bool,
+           check_checkpoint: CheckpointCheck | None = None) -> State:
+    """What running `config` in `run` would do. Reads only; refuses with a UserError. `check_checkpoint`
+    (the trainer's own fit check, e.g. loading the weights into a model built from `config`) is run on the
+    checkpoint a resume would start from: a misfit is bad input here, before anything is written."""
+    check_real_folder(run.path)  # a link is refused, --force included: it would delete or write elsewhere
     RunLock(run.path).check()
     if force:
         return State.FRESH
+    if run.path.is_dir():
+        run.check_entries()
     stored = run.stored_config()
     if stored is None:
         if run.path.exists() and any(not (p.name in BOOKKEEPING or is_temp(p)) for p in run.path.iterdir()):
@@ -227,6 +271,14 @@ def inspect(run: RunDir, config: dict[str, Any], *, force: bool) -> State:
         ckpt = load_checkpoint(run.checkpoint_file)
         if config_diff(ckpt["config"], config):
             raise UserError(f"{run.checkpoint_file} belongs to another config; delete it or rerun with --force")
+        if check_checkpoint is not None:
+            try:
+                check_checkpoint(ckpt)
+            except UserError:
+                raise
+            except Exception as e:  # load_state_dict's size mismatch, a missing key, a wrong type
+                raise UserError(f"{run.checkpoint_file} does not fit this run's model ({_misfit(e)}); "
+                                f"delete it or rerun with --force") from None
         if isinstance(wanted_epochs, int) and ckpt["epoch"] > wanted_epochs:
             raise UserError(f"{run.path} was trained for {ckpt['epoch']} epochs, more than the {wanted_epochs} "
                             f"asked for; ask for at least {ckpt['epoch']} epochs, or rerun with --force")
@@ -238,16 +290,21 @@ def inspect(run: RunDir, config: dict[str, Any], *, force: bool) -> State:
     return State.FRESH
 
 
-def prepare(run: RunDir, config: dict[str, Any], *, force: bool) -> State:
+inspect = decide  # the old name, until cli/main.py's preflight calls `decide` (then delete this line)
+
+
+def prepare(run: RunDir, config: dict[str, Any], *, force: bool,
+            check_checkpoint: CheckpointCheck | None = None) -> State:
     """Make the folder ready for `config` and say whether to start, resume or skip. Call it holding the
-    run's lock (Job does): it removes temp files a killed writer left behind."""
-    state = inspect(run, config, force=force)
+    run's lock (Job does): it removes temp files a killed writer left behind. Everything is checked
+    (`decide`) before the first change."""
+    state = decide(run, config, force=force, check_checkpoint=check_checkpoint)
     if force and run.path.exists():
-        for child in run.path.iterdir():  # everything but the lock this writer holds
+        for child in run.path.iterdir():  # everything but the lock this writer holds; links themselves only
             if child.name == LOCK:
                 continue
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
-    run.path.mkdir(parents=True, exist_ok=True)
+    make_folder(run.path)
     run.remove_stale_temps()
     if state is State.FRESH:
         for stale in (run.metrics_file, run.checkpoint_file, run.result_file):
@@ -258,8 +315,3 @@ def prepare(run: RunDir, config: dict[str, Any], *, force: bool) -> State:
         run.result_file.unlink(missing_ok=True)
         write_text_atomic(run.config_file, yaml.safe_dump(config, sort_keys=False))
     return state
-
-
-# --- one writer per run folder ---------------------------------------------------------------------------
-
-
