@@ -147,9 +147,12 @@ class Job:
     def __call__(self, progress: Progress | None = None) -> dict[str, Any]:
         if stop_requested():  # a queued run after Ctrl-C: leave no folder behind
             raise StopRequested(f"{self.label} did not start")
+        from lstmgan.runner.slurm import job_alive  # here: runner.slurm imports this module
+
         run_dir = RunDir(self.run_dir)
         try:
-            with RunLock(self.run_dir):  # one writer per run folder, for the whole run
+            # one writer per run folder, for the whole run; squeue tells whether a SLURM holder is gone
+            with RunLock(self.run_dir, job_alive=job_alive):
                 return self._run(run_dir, progress)
         except OSError as e:  # a full disk mid-write names no file: name the run folder at least
             raise with_path(e, self.run_dir) from None
