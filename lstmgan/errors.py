@@ -1,4 +1,5 @@
-"""The one exception type the CLI turns into a one-line message and exit code 2, and its helpers."""
+"""The exception the CLI turns into a one-line message and exit code 2 (UserError), its helpers, and the one
+stop exception (exit 130)."""
 
 
 class UserError(Exception):
@@ -20,5 +21,8 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     return cut + " …"
 
 
-class StopRequested(Exception):
-    """The run was asked to stop (a SLURM signal, Ctrl-C) and has written a checkpoint to resume from."""
+class StopRequested(KeyboardInterrupt):
+    """The one stop exception: a run was asked to stop (Ctrl-C, SIGTERM, SLURM's requeue signal) and its last
+    checkpoint is whole, so running the same command again resumes it. Trainers raise it at a stop check;
+    `Job` raises it for a run that returned early or never started. A KeyboardInterrupt, so `except
+    Exception` on the way up lets it through and the CLI prints one line and exits 130."""

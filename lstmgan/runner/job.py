@@ -1,9 +1,13 @@
-"""One launcher for every experiment: in-process, submitit's local executor, or SLURM.
+"""The job every runner runs (in this process, in local worker processes, as a SLURM task), and the one way
+a run is asked to stop.
 
 A `Job` is a picklable callable: an experiment function, its config, its run directory and how to
 track it. Calling it prepares the run directory (start, resume or skip), opens the tracker, runs the
 experiment and writes result.json. The experiment never knows where it runs; a requeued SLURM job is the
 same Job called again, and resumes from the run directory's checkpoint.
+
+Stopping: a signal (Ctrl-C, SIGTERM, SLURM's requeue signal) sets one flag, set up by `handle_stop_signals`
+on every path; trainers check `Run.stop_requested` and raise `errors.StopRequested` after a checkpoint.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +34,6 @@ from lstmgan.rundir import RunDir, State, load_checkpoint, prepare
 from lstmgan.tracking.tracker import Tracker
 
 log = logging.getLogger(__name__)
-
-
-class Interrupted(KeyboardInterrupt):
-    """A run stopped because Ctrl-C/SIGTERM asked it to (its last checkpoint is valid; a rerun resumes).
-    A KeyboardInterrupt, so the CLI's handler prints one line and exits 130."""
 
 
 class Progress(Protocol):
@@ -62,49 +61,66 @@ class Run:
     device: torch.device
     checkpoint: dict[str, Any] | None
     progress: Progress
-    # True once Ctrl-C/SIGTERM asked this process to stop: trainers check it between epochs (or batches),
-    # checkpoint and return; Job then raises Interrupted instead of writing result.json.
+    # True once a signal asked this process to stop: trainers check it between epochs (or batches),
+    # checkpoint and raise StopRequested (a trainer that returns instead gets it raised by Job).
     stop_requested: Callable[[], bool] = field(default=lambda: False)
 
 
-# --- stopping on request ---------------------------------------------------------------------------
+# --- stopping on request: the one signal set-up of every path ----------------------------------------------
 
 _stop = threading.Event()
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOPPING = b"lstmgan: stopping at the next checkpoint (Ctrl-C again to stop at once)\n"
 
 
 def stop_requested() -> bool:
     return _stop.is_set()
 
 
-def request_stop(*_: Any) -> None:
-    """A signal handler: ask the runs of this process to checkpoint and stop (no KeyboardInterrupt, so no
-    traceback mid-epoch and the last checkpoint stays the one written after a whole epoch)."""
-    _stop.set()
+def say_stopping() -> None:
+    os.write(2, STOPPING)  # async-signal-safe, unlike print()
 
 
-@contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """While runs train in this process: the first Ctrl-C or SIGTERM asks them to checkpoint and stop
-    (between batches or epochs: a GAN that checkpoints every 10 epochs loses nothing); a second Ctrl-C
-    stops at once (the last checkpoint is still whole: writes are atomic). Only the main thread can."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def handle_stop_signals(signals: Sequence[int] = STOP_SIGNALS, *, first: Callable[[], None] | None = None,
+                        at_once: bool = True) -> dict[int, Any]:
+    """Make `signals` ask this process's runs to stop; return the handlers they replace. The first one sets
+    the stop flag (trainers check it between batches or epochs, checkpoint and raise StopRequested: no
+    KeyboardInterrupt mid-epoch, so no traceback and no torn state) and calls `first`; with `at_once`, a
+    later one raises KeyboardInterrupt (stop now: the last checkpoint is still whole, writes are atomic).
+    Without `at_once` every signal only asks to stop: for a worker whose parent forwards the signal that
+    the worker may also have had from the terminal, and for a SLURM task whose requeue has its own timer.
+    Signals blocked by the caller (see run_parallel) are unblocked once the handler is in place."""
 
     def on_signal(_signum: int, _frame: Any) -> None:
         if _stop.is_set():
-            raise KeyboardInterrupt
+            if at_once:
+                raise KeyboardInterrupt
+            return
         _stop.set()
-        os.write(2, b"lstmgan: stopping at the next checkpoint (Ctrl-C again to stop at once)\n")
+        if first is not None:
+            first()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, on_signal) for sig in signals}
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+    return previous
+
+
+@contextmanager
+def stop_on_signals(signals: Sequence[int] = STOP_SIGNALS, *, first: Callable[[], None] | None = say_stopping,
+                    at_once: bool = True) -> Iterator[None]:
+    """handle_stop_signals while runs train in this process, then the previous handlers and a clear stop
+    flag (the next command in this process, e.g. in tests, starts afresh). Only the main thread can
+    handle signals: elsewhere this changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = handle_stop_signals(signals, first=first, at_once=at_once)
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        _stop.clear()  # the next command in this process (tests, notebooks) starts afresh
+        _stop.clear()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -130,10 +146,13 @@ class Job:
 
     def __call__(self, progress: Progress | None = None) -> dict[str, Any]:
         if stop_requested():  # a queued run after Ctrl-C: leave no folder behind
-            raise Interrupted()
+            raise StopRequested(f"{self.label} did not start")
+        from lstmgan.runner.slurm import job_alive  # here: runner.slurm imports this module
+
         run_dir = RunDir(self.run_dir)
         try:
-            with RunLock(self.run_dir):  # one writer per run folder, for the whole run
+            # one writer per run folder, for the whole run; squeue tells whether a SLURM holder is gone
+            with RunLock(self.run_dir, job_alive=job_alive):
                 return self._run(run_dir, progress)
         except OSError as e:  # a full disk mid-write names no file: name the run folder at least
             raise with_path(e, self.run_dir) from None
@@ -152,12 +171,9 @@ class Job:
                      resume_at=resume_at) as tracker:
             run = Run(run_dir, tracker, device, checkpoint, progress or log_progress(self.label),
                       stop_requested=stop_requested)
-            try:
-                result = self.experiment(self.config, run)
-            except StopRequested:  # the trainer checkpointed and stopped as asked
-                raise Interrupted() from None
+            result = self.experiment(self.config, run)
             if stop_requested():  # a trainer that returned early at a checkpoint: not finished, a rerun resumes
-                raise Interrupted()
+                raise StopRequested(f"{self.label} stopped at its last checkpoint")
             result = {**result, "device": str(device), "wall_time_s": time.time() - started,
                       "resumed": checkpoint is not None, "env": describe(device)}
             tracker.summary({k: v for k, v in result.items() if isinstance(v, (int, float, str))})

@@ -14,12 +14,14 @@ from typing import Any
 import torch
 
 from lstmgan.environment import usable_cpus
-from lstmgan.runner.job import STOP_SIGNALS, Interrupted, Job, Outcome, Progress, request_stop, stop_on_signals
+from lstmgan.errors import StopRequested
+from lstmgan.runner.job import (STOP_SIGNALS, Job, Outcome, Progress, handle_stop_signals, stop_on_signals,
+                                stop_requested)
 
 
 def run_inprocess(jobs: Sequence[Job], progress: Callable[[int, Job], Progress] | None = None) -> list[Outcome]:
     """Run jobs one after another in this process (the default for local work). The first Ctrl-C or
-    SIGTERM checkpoints the run under way and stops (Interrupted, a KeyboardInterrupt); queued runs never
+    SIGTERM checkpoints the run under way and stops (StopRequested, a KeyboardInterrupt); queued runs never
     start; a second Ctrl-C stops at once."""
     outcomes = []
     with stop_on_signals():
@@ -39,18 +41,17 @@ class _QueueProgress:
 
 
 def _init_worker(threads: int) -> None:
-    """In each worker: Ctrl-C/SIGTERM only ask the runs to stop at their next checkpoint (the parent
-    forwards them too); the signals were blocked since the worker started, so none is lost or raises."""
+    """In each worker: Ctrl-C/SIGTERM only ask the runs to stop at their next checkpoint, however many
+    arrive (a terminal's Ctrl-C reaches the worker and the parent forwards it too; a second one from the user
+    makes the parent kill the workers). The signals were blocked since the worker started, so none is lost."""
     torch.set_num_threads(threads)
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, request_stop)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    handle_stop_signals(at_once=False)
 
 
 def _call(job: Job, progress: Progress) -> dict[str, Any] | None:
     try:
         return job(progress)
-    except Interrupted:
+    except StopRequested:
         return None  # stopped on request: nothing to report, and no traceback to ship to the parent
 
 
@@ -61,72 +62,68 @@ def run_parallel(jobs: Sequence[Job], workers: int,
     it) once the other running jobs stopped at their next checkpoint.
 
     Ctrl-C or SIGTERM (to this process or its whole process group): queued runs never start, running
-    runs stop after their current epoch with a valid checkpoint, then KeyboardInterrupt is raised here. A
-    second Ctrl-C stops the workers at once (their last checkpoint is still whole: writes are atomic)."""
+    runs stop after their current epoch with a valid checkpoint, then StopRequested is raised here. A
+    second Ctrl-C stops the workers at once (their last checkpoint is still whole: writes are atomic).
+
+    A pool of long-lived workers, not submitit's LocalExecutor (tried, submitit 1.5.4): that executor starts
+    two interpreters per run (a controller and the task, which imports torch again), starts every submitted
+    job at once (no `workers` limit: the caller has to hold jobs back) and has no channel for live progress;
+    its controller answers Ctrl-C by SIGKILLing the task one second after forwarding SIGINT, so a run could
+    not finish its epoch and checkpoint. Its DebugExecutor runs jobs one after another in this process
+    (what run_inprocess does). On the 8-run sweep `lstmgan sweep --lengths 5 10 --seeds 0 1 --set epochs=5
+    --jobs 2` (2 shared cores, the same tree): this pool 33 s, LocalExecutor kept to 2 jobs at a time 94 s
+    (under heavy load from other work: 119 s and 342 s)."""
     if workers <= 1 or len(jobs) <= 1:
         return run_inprocess(jobs, progress)
     ctx = multiprocessing.get_context("spawn")
     threads = max(1, usable_cpus() // workers)
     reporters = {i: progress(i, job) for i, job in enumerate(jobs)} if progress else {}
-    signals: list[int] = []
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} if in_main else {}
     # Children start with both signals blocked (the mask survives exec) until their handler is in place,
     # so a Ctrl-C while they import torch neither kills them with a traceback nor gets lost.
+    in_main = threading.current_thread() is threading.main_thread()
     if in_main:
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         with ctx.Manager() as manager:
+            queue = manager.Queue()
             pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                                           initargs=(threads,))
-            try:
-                queue = manager.Queue()
-                futures = {pool.submit(_call, job, _QueueProgress(queue, i)): i for i, job in enumerate(jobs)}
-                if in_main:
-                    def on_signal(signum: int, _frame: Any) -> None:
-                        signals.append(signum)
-                        if len(signals) == 1:  # pass it on at once, so no worker picks up a queued run
-                            _signal_workers(pool, signal.SIGINT)
-
-                    for sig in STOP_SIGNALS:
-                        signal.signal(sig, on_signal)
-                    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-                _follow(pool, futures, queue, reporters, signals)
-            except BaseException:
-                _stop_workers(pool, signals)
-                raise
+            futures = {pool.submit(_call, job, _QueueProgress(queue, i)): i for i, job in enumerate(jobs)}
+            # the first signal goes on to the workers at once, so none picks up a queued run
+            with stop_on_signals(first=lambda: _signal_workers(pool, signal.SIGINT)):
+                try:
+                    _follow(pool, futures, queue, reporters)
+                except BaseException as e:
+                    # a second signal is a plain KeyboardInterrupt: no waiting for checkpoints then
+                    _stop_workers(pool, at_once=type(e) is KeyboardInterrupt)
+                    raise
             pool.shutdown(wait=True)
             return [Outcome(job, result=f.result()) for f, job in zip(futures, jobs)]
     finally:
         if in_main:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
 
 def _follow(pool: concurrent.futures.ProcessPoolExecutor, futures: dict[Any, int], queue: Any,
-            reporters: dict[int, Progress], signals: list[int]) -> None:
+            reporters: dict[int, Progress]) -> None:
     pending = set(futures)
-    forwarded = 0
+    cancelled = False
     while pending:
         done, pending = concurrent.futures.wait(pending, timeout=0.2, return_when=concurrent.futures.FIRST_EXCEPTION)
         while not queue.empty():
             index, step, total, text = queue.get()
             if index in reporters:
                 reporters[index](step, total, text)
-        if len(signals) > 1:  # a second Ctrl-C: stop now
-            _signal_workers(pool, signal.SIGKILL)
-            raise KeyboardInterrupt
-        if signals and not forwarded:
-            for f in pending:  # queued runs never start (the workers were told in the handler)
+        if stop_requested() and not cancelled:
+            for f in pending:  # queued runs never start (the workers were told in the signal handler)
                 f.cancel()
-            forwarded = 1
+            cancelled = True
             pending = {f for f in pending if not f.cancelled()}
         failed = [f for f in done if not f.cancelled() and f.exception() is not None]
         if failed:
             raise failed[0].exception()  # type: ignore[misc]
-    if signals:
-        raise KeyboardInterrupt
+    if stop_requested():
+        raise StopRequested("the sweep stopped at its runs' last checkpoints")
 
 
 def _workers(pool: concurrent.futures.ProcessPoolExecutor) -> list[Any]:
@@ -146,16 +143,19 @@ def _signal_workers(pool: concurrent.futures.ProcessPoolExecutor, sig: int) -> N
                 pass
 
 
-def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor, signals: list[int]) -> None:
-    """On an error or a second Ctrl-C: cancel the queue, ask the running runs to stop, and wait for them
-    (or kill them after a second signal) so no worker outlives this command."""
+def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor, at_once: bool) -> None:
+    """On an error or a signal: cancel the queue, ask the running runs to stop and wait for them to
+    checkpoint (`at_once`, or a second signal meanwhile: kill them), so no worker outlives this command."""
     processes = _workers(pool)  # before shutdown(), which forgets them
     _signal_workers(pool, signal.SIGINT)
     pool.shutdown(wait=False, cancel_futures=True)
     deadline = time.monotonic() + 60
-    for process in processes:
-        while process.is_alive() and time.monotonic() < deadline and len(signals) < 2:
-            process.join(0.2)
-        if process.is_alive():
-            process.kill()
-            process.join(5)
+    try:
+        for process in processes:
+            while not at_once and process.is_alive() and time.monotonic() < deadline:
+                process.join(0.2)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join(5)

@@ -15,7 +15,9 @@ Nothing here unpickles: outcomes come from sacct and from `<run>/task.json`, whi
 and error lines from the task's log (submitit's `*_result.pkl` in a shared folder could hold any code).
 
 Every check (sbatch present, profile valid, request satisfiable via `sbatch --test-only`, no sweep still
-queued in the folder) happens before anything is written or queued.
+queued in the folder) happens before anything is written or queued. Every SLURM client call has a time limit
+(a hung controller or accounting daemon ends in one line naming the tool), and what it prints is parsed
+defensively: odd output is one line or an unknown state, never a traceback.
 """
 
 from __future__ import annotations
@@ -42,12 +44,12 @@ from submitit.core.utils import FailedJobError, FailedSubmissionError
 from submitit.slurm.slurm import SlurmExecutor, SlurmJob
 
 from lstmgan.config import TrackingConfig, apply, load_yaml, to_dict
-from lstmgan.errors import UserError, first_line
+from lstmgan.errors import StopRequested, UserError, first_line
 from lstmgan.fs import write_json_atomic
 from lstmgan.rundir import TASK, RunDir
 from lstmgan.runner import submitit_adapter
-from lstmgan.runner.job import Interrupted, Job, Outcome, request_stop
-from lstmgan.runner.submitit_adapter import requeue_signal
+from lstmgan.runner.job import Job, Outcome, stop_on_signals
+from lstmgan.runner.submitit_adapter import TimedSlurmExecutor, requeue_signal
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,9 @@ SUBMITIT = "submitit"
 MAX_MEM_GB = 2**20  # 1 PB per task: beyond any node; also keeps `inf` out of submitit's unit conversion
 MAX_TIME_MIN = 366 * 24 * 60
 RUNTIMES = ("none", "apptainer", "singularity", "pyxis")
-# sacct states after which a task will not run again (a requeued task goes back to PENDING).
 SETTLE_S = 30.0  # --wait: how long to wait for sacct to catch up once every run is over
+TOOL_TIMEOUT_S = 60  # sbatch, sacct, squeue: a healthy controller answers in well under a second
+# sacct states after which a task will not run again (a requeued task goes back to PENDING).
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
                 "DEADLINE", "PREEMPTED", "REVOKED"}
 
@@ -137,7 +140,7 @@ def load_profile(path: Path | None, flags: dict[str, Any]) -> ClusterProfile:
 # --- the executor --------------------------------------------------------------------------------------
 
 
-class _PreviewExecutor(SlurmExecutor):
+class _PreviewExecutor(TimedSlurmExecutor):
     """The same executor without submitit's check for `srun`, so --dry-run also works off the cluster."""
 
     @classmethod
@@ -169,12 +172,13 @@ def sbatch_options(lines: Sequence[str]) -> dict[str, Any]:
 
 
 def make_executor(folder: Path, profile: ClusterProfile, name: str, *, preview: bool = False) -> SlurmExecutor:
-    """A SlurmExecutor (what AutoExecutor(cluster="slurm") wraps) configured from the profile."""
+    """A SlurmExecutor (what AutoExecutor(cluster="slurm") wraps, its sbatch call time-limited) configured
+    from the profile."""
     # the --out folder (runs, shared GAN classifiers) unless it is under the submit folder, mounted anyway
     out = folder.parent.parent.resolve()
     mounts = [str(Path.cwd())] + ([] if out.is_relative_to(Path.cwd()) else [str(out)])
     python, srun_args = container_launch(profile.container, profile.gpus, mounts)
-    cls = _PreviewExecutor if preview else SlurmExecutor
+    cls = _PreviewExecutor if preview else TimedSlurmExecutor
     executor = cls(folder, max_num_timeout=profile.max_requeues, python=python)
     params = {"name": name, "timeout_min": profile.time, "cpus_per_task": profile.cpus, "mem_gb": profile.mem,
               "gpus_per_node": profile.gpus or None, "partition": profile.partition, "account": profile.account,
@@ -226,6 +230,19 @@ def gpu_warning(jobs: Sequence[Job], profile: ClusterProfile) -> str | None:
 # --- submitting ------------------------------------------------------------------------------------------
 
 
+def slurm_tool(argv: Sequence[str], *, stdin: str | None = None,
+               timeout: float = TOOL_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+    """Run a SLURM client (sbatch, sacct, squeue) within `timeout` seconds; a hung slurmctld or slurmdbd, or
+    a tool that cannot start, is one line naming the tool."""
+    try:
+        return subprocess.run(list(argv), input=stdin, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"{argv[0]} did not answer within {timeout:g} s (is the SLURM controller reachable?); "
+                        f"try again later") from None
+    except OSError as e:
+        raise UserError(f"{argv[0]} could not be run: {first_line(e)}") from None
+
+
 def require_sbatch() -> None:
     if shutil.which("sbatch") is None:
         raise UserError("--slurm needs SLURM's sbatch, which is not on PATH (not a SLURM login node?); "
@@ -234,7 +251,7 @@ def require_sbatch() -> None:
 
 def check_request(script: str, profile: ClusterProfile) -> None:
     """`sbatch --test-only`: SLURM judges the request (memory, CPUs, partition, …) and queues nothing."""
-    proc = subprocess.run(["sbatch", "--test-only"], input=script, capture_output=True, text=True, timeout=60)
+    proc = slurm_tool(["sbatch", "--test-only"], stdin=script)
     if proc.returncode != 0:
         raise UserError(f"SLURM rejects the request ({_sbatch_error(proc.stderr + proc.stdout)}; asked for "
                         f"{_resources(profile)}); lower --mem/--cpus/--gpus/--time or fix the cluster profile")
@@ -243,6 +260,17 @@ def check_request(script: str, profile: ClusterProfile) -> None:
 def _sbatch_error(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
+
+
+def _submission_error(e: Exception) -> str:
+    """One line for a failed `sbatch` of submitit's: its time limit, its error, or output without a job id."""
+    cause = e.__cause__
+    if isinstance(cause, subprocess.CalledProcessError) and cause.returncode == TimedSlurmExecutor.TIMED_OUT:
+        return (f"sbatch did not answer within {TimedSlurmExecutor.SUBMIT_TIMEOUT_S} s (is the SLURM controller "
+                f"reachable?); nothing was queued that lstmgan knows of: check `squeue --me`, then try again")
+    if isinstance(e, FailedSubmissionError):  # sbatch succeeded but printed no "Submitted batch job <id>"
+        return f"sbatch printed no job id: {first_line(e)}"
+    return f"sbatch failed: {_sbatch_error(str(e))}"
 
 
 def _resources(p: ClusterProfile) -> str:
@@ -272,7 +300,7 @@ def submit(jobs: Sequence[Job], sweep_dir: Path, profile: ClusterProfile, source
     except (FailedJobError, FailedSubmissionError) as e:
         if fresh:  # leave no pickles of a submission that never reached the queue
             shutil.rmtree(folder, ignore_errors=True)
-        raise UserError(f"sbatch failed: {_sbatch_error(str(e))}") from None
+        raise UserError(_submission_error(e)) from None
     job_ids: dict[str, list[str]] = {}
     for o in outcomes:
         job_ids.setdefault(o.submitit_job.job_id, []).append(o.job.run_dir.name)
@@ -304,18 +332,83 @@ def load_record(sweep_dir: Path) -> dict[str, Any] | None:
 
 
 def refuse_if_active(sweep_dir: Path) -> None:
-    """squeue, not sacct: it asks slurmctld itself, so a job submitted a moment ago is already listed."""
     record = load_record(sweep_dir)
     if record is None:
         return
-    proc = subprocess.run(["squeue", "-h", "-o", "%i", "-j", record["job_id"]], capture_output=True, text=True,
-                          timeout=60)
-    if proc.returncode == 0 and proc.stdout.strip():  # an id squeue does not know is an error (rc 1)
+    if job_alive(record["job_id"], None):  # None (no squeue here, cannot tell) does not block a submission
         raise UserError(f"{sweep_dir} holds SLURM job {record['job_id']}, still queued or running; watch it with "
                         f"`lstmgan status {sweep_dir}`, or cancel it with `scancel {record['job_id']}` first")
 
 
 # --- reading a sweep back ------------------------------------------------------------------------------------
+
+SLURM_ID = re.compile(r"\d+")
+
+
+def job_alive(job: str, task: str | None) -> bool | None:
+    """Whether SLURM still has job `job` (its array task `task`, when given) queued or running; None when
+    this host cannot tell (no squeue here, an id that is no SLURM id, squeue failing for another reason
+    than an unknown id). What RunLock asks about a lock held from another host, and the check that a sweep
+    folder's submission is over. squeue, not sacct: it asks slurmctld itself, so a job submitted a moment
+    ago is already listed."""
+    if not SLURM_ID.fullmatch(job) or (task is not None and not SLURM_ID.fullmatch(task)):
+        return None
+    if shutil.which("squeue") is None:
+        return None
+    proc = slurm_tool(["squeue", "-h", "-o", "%i", "-j", f"{job}_{task}" if task is not None else job])
+    return squeue_alive(proc.returncode, proc.stdout, proc.stderr)
+
+
+def squeue_alive(returncode: int, stdout: str, stderr: str) -> bool | None:
+    """`squeue -h -o %i -j ID`'s answer: a listed id is alive; squeue errs (rc 1, "Invalid job id") on an id
+    it no longer knows; any other error (controller unreachable, …) cannot tell."""
+    if returncode == 0:
+        return any(line.strip() for line in stdout.splitlines())
+    return False if "invalid job id" in stderr.lower() else None
+
+
+def parse_sacct(text: str, job_ids: Sequence[str]) -> dict[str, str]:
+    """`sacct -o JobID,State --parsable2` output → {job id: state} for the ids asked about ("123" or "123_4"):
+    "CANCELLED by 0" → "CANCELLED", an empty state → "unknown", step lines (123_4.batch) skipped. A pending
+    array prints as one line with a range, "123_[5-9,12%4]": an asked id is looked up in it, the range is
+    never expanded (it can be 123_[0-999999]). A later line wins (sacct lists a requeued task's latest
+    record last). Output without the header is one line naming sacct; lines without a job id are skipped."""
+    lines = text.splitlines()
+    if not lines or [f.strip() for f in lines[0].split("|")[:2]] != ["JobID", "State"]:
+        got = lines[0][:80] if lines else "nothing"
+        raise UserError(f"sacct printed no JobID|State header (got {got!r}); `lstmgan status` needs SLURM's "
+                        f"accounting (sacct) to work")
+    wanted = set(job_ids)
+    tasks: dict[str, dict[int, str]] = {}  # array job id → {task index: asked id}
+    for jid in wanted:
+        base, sep, index = jid.partition("_")
+        if sep and SLURM_ID.fullmatch(index):
+            tasks.setdefault(base, {})[int(index)] = jid
+    states: dict[str, str] = {}
+    for line in lines[1:]:
+        jid, _, rest = line.partition("|")
+        jid = jid.strip()
+        state = (rest.split("|")[0].split() or ["unknown"])[0]
+        if jid in wanted:
+            states[jid] = state
+            continue
+        base, sep, spec = jid.partition("_[")
+        if not sep or base not in tasks or not spec.endswith("]"):
+            continue
+        for index, asked in tasks[base].items():
+            if _in_ranges(index, spec[:-1]):
+                states[asked] = state
+    return states
+
+
+def _in_ranges(index: int, spec: str) -> bool:
+    """Whether `index` is in an array range list such as "0-3,7,9-12%4" ("%4": at most 4 at once)."""
+    for part in spec.partition("%")[0].split(","):
+        low, _, high = part.partition("-")
+        if SLURM_ID.fullmatch(low) and (not high or SLURM_ID.fullmatch(high)) \
+                and int(low) <= index <= int(high or low):
+            return True
+    return False
 
 
 @dataclass
@@ -383,17 +476,12 @@ def _local_status(path: Path) -> TaskStatus:
 
 
 def _sacct_states(job_ids: list[str]) -> dict[str, str]:
-    """job id → state, one sacct call for the whole array (parsed by submitit's reader, via the adapter)."""
+    """job id → state, one sacct call for the whole array. Without sacct (or accounting), or for ids it does
+    not list yet, the caller falls back to what the run folders say."""
     if not job_ids or shutil.which("sacct") is None:
         return {}
-    try:
-        proc = subprocess.run(["sacct", "-o", "JobID,State", "--parsable2", "-j", job_ids[0].split("_")[0]],
-                              capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    info = submitit_adapter.parse_sacct(proc.stdout) if proc.returncode == 0 else {}
-    # "CANCELLED by 0" → "CANCELLED"; a single job (no array) is listed under its plain id.
-    return {jid: info[jid]["State"].split()[0] for jid in job_ids if jid in info}
+    proc = slurm_tool(["sacct", "-o", "JobID,State", "--parsable2", "-j", job_ids[0].split("_")[0]])
+    return parse_sacct(proc.stdout, job_ids) if proc.returncode == 0 else {}
 
 
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b:?")
@@ -464,16 +552,15 @@ class RunJob(submitit.helpers.Checkpointable):
         if not callable(submitit_handler):  # called outside submitit (tests, by hand): nothing to requeue
             return self._train(jobs, batch)
 
-        def on_requeue_signal(signum: int, frame: Any) -> None:
+        def requeue_soon() -> None:
             log.warning("SLURM asked this task to stop: checkpointing the run under way, then requeueing")
-            request_stop()
-            signal.signal(signal.SIGALRM, lambda *_: submitit_handler(signum, frame))
+            signal.signal(signal.SIGALRM, lambda *_: submitit_handler(sig, None))
             signal.alarm(self.STOP_GRACE_S)
 
-        signal.signal(sig, on_requeue_signal)
         try:
-            return self._train(jobs, batch)
-        except Interrupted:  # the run checkpointed and stopped: submitit pickles this call, requeues, exits
+            with stop_on_signals((sig,), first=requeue_soon, at_once=False):
+                return self._train(jobs, batch)
+        except StopRequested:  # the run checkpointed and stopped: submitit pickles this call, requeues, exits
             signal.alarm(0)
             submitit_handler(sig, None)
             raise

@@ -7,19 +7,29 @@ pyproject.toml and constraints.txt). If a submitit release changes them, only th
   for --dry-run and `sbatch --test-only`.
 - `requeue_signal`: the signal SLURM sends ahead of a timeout or preemption (USR2 unless
   SUBMITIT_PREEMPT_SIGNAL says otherwise), on which submitit checkpoints and requeues (JobEnvironment._usr_sig).
-- `parse_sacct`: sacct's --parsable2 output → {job id: {"State": …}} (SlurmInfoWatcher.read_info), which
-  also expands array ranges such as 123_[0-3].
+- `TimedSlurmExecutor`: submitit's executor with its sbatch call (SlurmExecutor._make_submission_command, run
+  by submitit with no time limit) under coreutils' `timeout`, so a hung controller cannot hang a submission.
 """
 
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 from typing import Any
 
 from submitit.core.job_environment import JobEnvironment
-from submitit.slurm.slurm import SlurmExecutor, SlurmJob
+from submitit.slurm.slurm import SlurmExecutor
 
 TESTED_VERSIONS = ">=1.5.1,<1.6"
+
+
+class TimedSlurmExecutor(SlurmExecutor):
+    SUBMIT_TIMEOUT_S = 60
+    TIMED_OUT = 124  # timeout's exit status; submitit raises FailedJobError from a CalledProcessError with it
+
+    def _make_submission_command(self, submission_file_path: Path) -> list[str]:
+        return ["timeout", "--kill-after=5", str(self.SUBMIT_TIMEOUT_S), *super()._make_submission_command(
+            submission_file_path)]
 
 
 def convert_parameters(executor: SlurmExecutor, params: dict[str, Any]) -> dict[str, Any]:
@@ -35,10 +45,6 @@ def submission_script(executor: SlurmExecutor, tasks: int) -> str:
         return executor._make_submission_file_text(executor._submitit_command_str, "preview")
     finally:
         executor.parameters = saved
-
-
-def parse_sacct(text: str) -> dict[str, dict[str, str]]:
-    return SlurmJob.watcher.read_info(text)
 
 
 def requeue_signal() -> signal.Signals:
