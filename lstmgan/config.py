@@ -176,6 +176,9 @@ class GanConfig:
     checkpoint_every: int = 0  # epochs between checkpoints (0 = auto: every epoch on the CPU, every 10 on a GPU)
     cuda_graphs: str = "auto"  # auto: capture the training step as a CUDA graph on a GPU | off: eager
     deterministic: bool = False  # torch.use_deterministic_algorithms + no TF32: bit-stable on a GPU, slower
+    # CUDA training step's float32 matmuls: highest (exact) | high (TF32). Exact until measured on a GPU;
+    # FID and deterministic runs are always exact.
+    matmul_precision: str = "highest"
 
     def validate(self) -> None:
         _choice("dataset", self.dataset, DATASETS)
@@ -186,6 +189,7 @@ class GanConfig:
         _at_least("eval_every", self.eval_every, 0)
         _at_least("checkpoint_every", self.checkpoint_every, 0)
         _choice("cuda_graphs", self.cuda_graphs, ("auto", "off"))
+        _choice("matmul_precision", self.matmul_precision, ("highest", "high"))
         for key in ("log_every", "sample_every"):
             _at_least(key, getattr(self, key), 1)
         _between("batch_size", self.batch_size, 2, MAX_BATCH)  # BatchNorm needs two samples
