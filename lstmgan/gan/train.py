@@ -109,6 +109,8 @@ class FastStep:
         self.idx = torch.zeros(batch_size, dtype=torch.long, device=self.device)
         self.meters = torch.zeros(len(METERS), device=self.device)
         self.order = self.idx[:0]
+        self.zs: dict[int, Tensor] = {}  # the last z drawn per batch shape
+        self.size = 0  # the last step's batch size
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         for opt in (opt_g, opt_d):
             built = [{k: group[k] for k in ("capturable", "fused")} for group in opt.param_groups]
@@ -135,6 +137,7 @@ class FastStep:
     def step(self, start: int, size: int) -> None:
         """Train on the batch order[start:start + size]."""
         self.idx[:size].copy_(self.order[start:start + size])
+        self.size = size
         if not self.capture:
             self._body(size)
             return
@@ -145,8 +148,14 @@ class FastStep:
     def _body(self, size: int) -> None:
         real = self.images[self.idx[:size]]
         z = torch.randn(size, self.latent_dim, device=self.device)
+        self.zs[size] = z  # a graph's own buffer when captured: tests compare graphed and eager z
         stats = gan_step(self.G, self.D, self.opt_g, self.opt_d, real, z)
         self.meters.add_(torch.stack([stats[k].detach() for k in METERS]))
+
+    @property
+    def z(self) -> Tensor:
+        """The last step's z."""
+        return self.zs[self.size]
 
     def take_meters(self) -> list[float]:
         """The meters' sums since the last call (one host sync), then zero them."""
