@@ -8,7 +8,9 @@
              progress), timed over whole epochs between the "epoch k done" reports (the first epoch and the
              final evaluation left out).
 Rounds alternate the three (median each), so the ratios hold on a shared, noisy machine; compare ratios
-within one run. Targets on 2 CPU cores: real >= 0.9 x FastStep and real >= 0.6 x limit.
+within one run. FID is not measured here: unless --classifier names one, the run's FID classifier is an
+untrained SmallCNN (training one takes CPU minutes; it is used only after the timed epochs).
+Targets on 2 CPU cores: real >= 0.9 x FastStep and real >= 0.6 x limit.
 
     python benchmarks/gan.py                                   # Fashion-MNIST from Debian's package
     python benchmarks/gan.py --data-dir DIR --dataset mnist    # any IDX folder
@@ -20,19 +22,20 @@ import argparse
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from lstmgan.config import GanConfig, TrackingConfig
+from lstmgan.gan.classifier import SmallCNN, save_classifier
 from lstmgan.gan.data import load_images
 from lstmgan.gan.models import Discriminator, Generator
 from lstmgan.gan.train import FastStep, make_optimizers, run_gan
 from lstmgan.runner.job import Job
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
-CACHE = Path.home() / ".cache" / "lstmgan-bench"
 
 
 def linears(module: nn.Module) -> list[tuple[int, int]]:
@@ -110,22 +113,23 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=8000, help="the run's --limit (125 batches of 64)")
     parser.add_argument("--epochs", type=int, default=6, help="of the real run (the middle ones are timed)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--classifier", type=Path, help="FID classifier (default: trained once, cached)")
+    parser.add_argument("--classifier", type=Path, help="FID classifier (default: an untrained one)")
     args = parser.parse_args()
     if not args.data_dir.exists():
         raise SystemExit(f"{args.data_dir} not found: apt-get install dataset-fashion-mnist, or pass --data-dir")
-    classifier = args.classifier or CACHE / f"classifier-{args.dataset}.pt"
-    classifier.parent.mkdir(parents=True, exist_ok=True)
     images, _ = load_images(args.dataset, args.data_dir, train=True)
     images = images[: args.images]
     batches = len(images) // args.batch_size
-    cfg = GanConfig(dataset=args.dataset, data_dir=str(args.data_dir), classifier=str(classifier),
-                    limit=args.images, epochs=args.epochs, batch_size=args.batch_size, eval_every=0,
-                    eval_samples=500, device="cpu")
+    cfg = GanConfig(dataset=args.dataset, data_dir=str(args.data_dir), limit=args.images, epochs=args.epochs,
+                    batch_size=args.batch_size, eval_every=0, eval_samples=500, device="cpu")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dataset}: {len(images)} images, "
           f"batch {args.batch_size}, {batches} batches per epoch, {args.rounds} rounds (median)")
     limits, fasts, reals = [], [], []
     with tempfile.TemporaryDirectory(prefix="lstmgan-bench-") as scratch:
+        classifier = args.classifier or Path(scratch) / "untrained-classifier.pt"
+        if not classifier.exists():
+            save_classifier(SmallCNN(), classifier, {"dataset": args.dataset, "untrained": True})
+        cfg = replace(cfg, classifier=str(classifier))
         for r in range(args.rounds):
             limits.append(1000 / limit_ms(args.batch_size, cfg.latent_dim))
             fasts.append(fast_rate(images, args.batch_size, epochs=2))
