@@ -20,9 +20,14 @@ SIF        ?= lstmgan.sif
 
 .PHONY: install run test test-fast lint bench bench-gpu docker-build apptainer-build clean
 
+# PyTorch's wheels for another CUDA, e.g. a driver older than the pinned torch's CUDA 13 build:
+# make clean install TORCH_INDEX=https://download.pytorch.org/whl/cu126 (CUDA 12 wheels, any CUDA 12 driver)
+TORCH_INDEX ?=
+
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(if $(TORCH_INDEX),$(BIN)/pip install --quiet -c constraints.txt --index-url $(TORCH_INDEX) torch torchvision)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
@@ -48,7 +53,8 @@ bench: install
 	$(BIN)/python benchmarks/gan.py
 	$(BIN)/python benchmarks/cli_help.py
 
-# GAN ms/step eager vs fast, one epoch, 200 epochs projected, the default sweep: CUDA when present.
+# GAN ms/step eager vs graphed, a measured whole epoch, 200 epochs projected, the default sweep: CUDA when
+# present; it refuses to measure a CPU when an NVIDIA GPU is there (or LSTMGAN_REQUIRE_CUDA=1) but unusable.
 # On a CPU-only machine (CI): make bench-gpu BENCH_GPU_ARGS="--device cpu --quick"
 BENCH_GPU_ARGS ?=
 bench-gpu: install

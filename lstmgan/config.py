@@ -199,6 +199,9 @@ class GanConfig(_Rules):
     checkpoint_every: Int(0) = 0  # epochs between checkpoints (0 = auto: every epoch on the CPU, every 10 on a GPU)
     cuda_graphs: Choice(("auto", "off")) = "auto"  # auto: capture the training step as a CUDA graph on a GPU
     deterministic: bool = False  # torch.use_deterministic_algorithms + no TF32: bit-stable on a GPU, slower
+    # CUDA training step's float32 matmuls: highest (exact) | high (TF32). Exact until measured on a GPU;
+    # FID and deterministic runs are always exact.
+    matmul_precision: Choice(("highest", "high")) = "highest"
 
 
 @settings

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import platform
+import re
+import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +70,70 @@ def no_tf32() -> Iterator[None]:
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+@contextmanager
+def matmul_precision(precision: str) -> Iterator[None]:
+    """torch's float32 matmul precision for a block ("highest": exact; "high": TF32 on CUDA), restored after."""
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+@dataclass(frozen=True)
+class GpuProbe:
+    """What the machine and torch say about CUDA."""
+
+    nvidia: bool  # an NVIDIA driver is loaded (/proc/driver/nvidia) or nvidia-smi is installed
+    driver_cuda: str | None  # the newest CUDA the driver supports (nvidia-smi's "CUDA Version"), if known
+    torch_cuda: str | None  # the CUDA torch was built for (torch.version.cuda; None: a CPU-only build)
+    usable: bool  # torch.cuda.is_available()
+    hidden: bool = False  # CUDA_VISIBLE_DEVICES hides every GPU on purpose
+
+
+def probe_gpu() -> GpuProbe:
+    usable = torch.cuda.is_available()
+    smi = shutil.which("nvidia-smi")
+    driver_cuda = None
+    if smi and not usable:
+        try:
+            out = subprocess.run([smi], capture_output=True, text=True, timeout=20).stdout
+            found = re.search(r"CUDA Version:\s*([0-9.]+)", out)
+            driver_cuda = found.group(1) if found else None
+        except (OSError, subprocess.SubprocessError):
+            pass
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1")
+    return GpuProbe(nvidia=bool(smi) or Path("/proc/driver/nvidia").exists(), driver_cuda=driver_cuda,
+                    torch_cuda=torch.version.cuda, usable=usable, hidden=hidden)
+
+
+CUDA12_INDEX = "https://download.pytorch.org/whl/cu126"
+
+
+def cuda_problem(probe: Callable[[], GpuProbe] = probe_gpu) -> str | None:
+    """Why torch cannot use this machine's NVIDIA GPU, in one line with the fix; None when it can, when
+    there is none, or when CUDA_VISIBLE_DEVICES hides it on purpose. (`--device auto` refuses on such a
+    line instead of quietly training on the CPU.)"""
+    p = probe()
+    if p.usable or not p.nvidia or p.hidden:
+        return None
+    driver = f"the driver supports CUDA {p.driver_cuda}" if p.driver_cuda else "the driver's CUDA version unknown"
+    if p.torch_cuda is None:
+        return (f"this machine has an NVIDIA GPU ({driver}) but torch {torch.__version__} is a CPU-only build: "
+                f"make clean install TORCH_INDEX={CUDA12_INDEX}, or --device cpu")
+    if p.driver_cuda and _version(p.driver_cuda) < _version(p.torch_cuda):
+        return (f"this machine has an NVIDIA GPU but {driver} and torch {torch.__version__} needs CUDA "
+                f"{p.torch_cuda}: install a torch build for CUDA 12 (make clean install TORCH_INDEX={CUDA12_INDEX}) "
+                "or update the driver, or --device cpu")
+    return (f"this machine has an NVIDIA GPU ({driver}; torch built for CUDA {p.torch_cuda}) but torch sees no "
+            "usable device (run nvidia-smi; is the GPU allocated to this job?), or --device cpu")
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
 
 
 @contextmanager

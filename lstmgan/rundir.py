@@ -38,7 +38,7 @@ from lstmgan.lock import LOCK, RunLock
 # `kind` and `format` describe the file, not the run: folders written before they were recorded still match.
 # `epochs` is not identity either: asking a run for more epochs continues it from its checkpoint.
 NOT_IDENTITY = frozenset({"device", "data_dir", "download", "classifier", "checkpoint_every", "cuda_graphs",
-                          "kind", "format", "epochs"})
+                          "matmul_precision", "kind", "format", "epochs"})
 TASK = "task.json"
 # Files that do not make a folder "a run": our lock, a task's note, temp files of our atomic writes.
 BOOKKEEPING = frozenset({LOCK, TASK})

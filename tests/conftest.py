@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from lstmgan.cli.main import main
+from lstmgan.environment import cuda_problem
 
 # Tiny but real settings: every test run trains for real, on small data, in about a second.
 TINY = ["--set", "hidden=16", "--set", "samples=200", "--wandb", "disabled", "--device", "cpu"]
@@ -23,14 +25,27 @@ class CliResult:
     err: str
 
 
+NO_CUDA = pytest.StashKey[str]()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked cuda run where a CUDA device is visible and skip elsewhere."""
+    """Tests marked cuda run where a CUDA device is visible and skip elsewhere; with LSTMGAN_REQUIRE_CUDA=1
+    (a GPU node) they fail instead, so a torch build that cannot use the GPU is never a quiet pass."""
     if torch.cuda.is_available():
         return
-    skip = pytest.mark.skip(reason="needs a CUDA device")
+    why = cuda_problem() or "needs a CUDA device"
+    required = os.environ.get("LSTMGAN_REQUIRE_CUDA") == "1"
     for item in items:
         if "cuda" in item.keywords:
-            item.add_marker(skip)
+            if required:
+                item.stash[NO_CUDA] = why
+            else:
+                item.add_marker(pytest.mark.skip(reason=why))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if NO_CUDA in item.stash:
+        pytest.fail(f"LSTMGAN_REQUIRE_CUDA=1 but no usable CUDA device: {item.stash[NO_CUDA]}", pytrace=False)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ few epochs, on a stop, and resumes that continue exactly where the run left off.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from idx import make_tiny_mnist
 from lstmgan.config import GanConfig, TrackingConfig
 from lstmgan.gan.data import iterate_batches, load_images
 from lstmgan.gan.models import Discriminator, Generator
-from lstmgan.gan.train import RNG_KEYS, gan_step, run_gan
+from lstmgan.gan.train import RNG_KEYS, Background, FastStep, gan_step, make_optimizers, run_gan
+from lstmgan.rundir import RunDir
 from lstmgan.runner.job import Interrupted, Job, Run
 
 OFF = TrackingConfig(mode="disabled")
@@ -163,13 +165,73 @@ def test_progress_counts_batches_of_the_whole_run_and_reaches_the_total_once(bas
     assert done == sorted(done)
 
 
-def test_checkpoints_come_every_checkpoint_every_epochs_and_at_the_end(base, tmp_path):
+def test_checkpoints_come_every_checkpoint_every_epochs_and_at_the_end(base, tmp_path, monkeypatch):
     saved: list[int] = []
+    write = RunDir.save_checkpoint  # called by the background writer: watched where the file is written
 
-    def watch(done: int, total: int, text: str) -> None:
-        ckpt = tmp_path / "run" / "checkpoint.pt"
-        if ckpt.exists():
-            saved.append(torch.load(ckpt, weights_only=True)["epoch"])
+    def recording(self: RunDir, ckpt: dict[str, Any]) -> None:
+        saved.append(ckpt["epoch"])
+        write(self, ckpt)
 
-    Job(run_gan, base, tmp_path / "run", OFF, step_key="step")(watch)
-    assert sorted(set(saved)) == [3, 5]
+    monkeypatch.setattr(RunDir, "save_checkpoint", recording)
+    Job(run_gan, base, tmp_path / "run", OFF, step_key="step")()
+    assert saved == [3, 5]
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["epoch"] == 5
+
+
+def _fast_step(capturable: bool) -> FastStep:
+    torch.manual_seed(0)
+    G, D = Generator(), Discriminator()
+    opt_g, opt_d = make_optimizers(G, D, GanConfig(), capturable=capturable)
+    return FastStep(G, D, opt_g, opt_d, torch.rand(40, 1, 28, 28) * 2 - 1, 100, 16, capture=False)
+
+
+def test_a_checkpoint_without_capturable_adam_keeps_the_loading_optimizers_flags() -> None:
+    # A CPU (or cuda_graphs: off) checkpoint resumed where the step is captured: load_state_dict would set
+    # capturable=False again and the capture would raise.
+    written = _fast_step(capturable=False)
+    written.set_order(torch.randperm(40, generator=torch.Generator().manual_seed(0)))
+    written.step(0, 16)
+    loading = _fast_step(capturable=True)
+    for opt, saved in ((loading.opt_g, written.opt_g), (loading.opt_d, written.opt_d)):
+        opt.load_state_dict(saved.state_dict())
+        assert all(group["capturable"] and group["fused"] for group in opt.param_groups)
+        assert all(torch.equal(opt.state[p]["exp_avg"], saved.state[q]["exp_avg"])
+                   for p, q in zip(opt.param_groups[0]["params"], saved.param_groups[0]["params"]))
+
+
+def test_loading_weights_or_optimizer_state_drops_captured_graphs() -> None:
+    # A graph keeps updating the tensors it was captured with; a load may replace them. (The graphs
+    # themselves need CUDA: tests/test_cuda.py resumes a graphed run.)
+    fast = _fast_step(capturable=False)
+    state = {"G": fast.G.state_dict(), "opt_d": fast.opt_d.state_dict()}
+    for load in (lambda: fast.G.load_state_dict(state["G"]), lambda: fast.opt_d.load_state_dict(state["opt_d"])):
+        fast.graphs[16] = "a graph captured before the load"  # type: ignore[assignment]
+        load()
+        assert fast.graphs == {}
+
+
+def test_the_background_writer_keeps_order_drains_and_hands_failures_back() -> None:
+    done: list[int] = []
+    with Background(depth=2) as background:
+        for i in range(20):
+            background.submit(lambda i=i: (time.sleep(0.001), done.append(i)))
+        background.drain()
+        assert done == list(range(20))
+        background.submit(lambda: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            background.drain()
+    with pytest.raises(OSError), Background() as background:  # leaving the block drains and re-raises
+        background.submit(lambda: open("/nonexistent/folder/file", "w"))
+    with pytest.raises(KeyboardInterrupt), Background() as background:  # a Ctrl-C still writes what was queued
+        background.submit(lambda: (time.sleep(0.05), done.append(99)))
+        raise KeyboardInterrupt
+    assert done[-1] == 99
+
+
+def test_sample_grids_are_written_and_the_result_says_what_precision_trained(base, tmp_path):
+    result = Job(run_gan, replace(base, epochs=2), tmp_path / "run", OFF, step_key="step")()
+    assert [g["step"] for g in result["grids"]] == [0, 7, 8]
+    assert all((tmp_path / "run" / g["path"]).stat().st_size > 0 for g in result["grids"])
+    assert not list((tmp_path / "run" / "samples").glob(".*.tmp"))
+    assert result["matmul_precision"] == "highest" and result["numerics"]["matmul_precision"] == "highest"

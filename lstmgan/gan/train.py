@@ -7,15 +7,20 @@ in one tensor on the training device and is batched by index: no DataLoader, no 
 One step, two ways to run it: `gan_step` is the math; `FastStep` runs it over static buffers with the
 epoch's permutation and the meters on the device, eagerly (the CPU, `cuda_graphs: off`) or replayed as a
 captured CUDA graph (one per batch shape). Eagerly it equals the plain loop bit for bit (tests/test_gan_fast.py).
+What the step need not wait for (metrics rows, sample grids' PNGs and W&B images, checkpoint files) is written
+by one background thread, in order, drained before a run returns or stops.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
+import queue
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +30,8 @@ from torch import Tensor, nn
 from torchvision.utils import make_grid, save_image
 
 from lstmgan.config import GanConfig, to_dict
-from lstmgan.environment import deterministic, no_tf32, numerics
+from lstmgan.environment import deterministic, matmul_precision, no_tf32, numerics
 from lstmgan.errors import StopRequested
-from lstmgan.fs import write_bytes_atomic
 from lstmgan.gan.classifier import SmallCNN, load_classifier, train_and_save
 from lstmgan.gan.data import load_images
 from lstmgan.gan.metrics import class_histogram, classifier_features, frechet_distance, mean_max_prob
@@ -84,11 +88,17 @@ class FastStep:
 
     With capture=True (CUDA) the whole step (both forward/backward passes and both fused, capturable Adam
     updates) is captured once per batch shape as a CUDA graph and replayed: about 115 kernel launches
-    become one. z then comes from the CUDA generator through graph-safe Philox offsets, so a graphed run
-    draws other z than an eager one (equal in distribution, not in bits). With capture=False the very same
-    body runs eagerly and draws z exactly as the plain loop does. torch.compile is not used: the graph
-    already removes the launch overhead that dominates at this size, and compile would add tens of
-    seconds of start-up, a recompile for the short last batch, and one more thing to break on a cluster.
+    become one. z then comes from the CUDA generator through graph-safe Philox offsets, which advance the
+    generator as eager draws do: a graphed run's z is expected to equal an eager one's, not yet measured
+    (tests/test_cuda.py compares the first steps with torch.equal). With capture=False the very same body
+    runs eagerly and draws z exactly as the plain loop does.
+
+    Loading weights or optimizer state drops the captured graphs (the next step captures again), and
+    restores the optimizers' `capturable` and `fused` flags as built: `Optimizer.load_state_dict` would
+    otherwise take them from the checkpoint, and a CPU checkpoint's capturable=False breaks the capture.
+    torch.compile is not used: the graph already removes the launch overhead that dominates at this size,
+    and compile would add tens of seconds of start-up, a recompile for the short last batch, and one more
+    thing to break on a cluster.
     """
 
     def __init__(self, G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
@@ -99,7 +109,26 @@ class FastStep:
         self.idx = torch.zeros(batch_size, dtype=torch.long, device=self.device)
         self.meters = torch.zeros(len(METERS), device=self.device)
         self.order = self.idx[:0]
+        self.zs: dict[int, Tensor] = {}  # the last z drawn per batch shape
+        self.size = 0  # the last step's batch size
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        for opt in (opt_g, opt_d):
+            built = [{k: group[k] for k in ("capturable", "fused")} for group in opt.param_groups]
+            opt.register_load_state_dict_post_hook(lambda o, built=built: self._after_optimizer_load(o, built))
+        for module in (G, D):
+            module.register_load_state_dict_post_hook(lambda *_: self.graphs.clear())
+
+    def _after_optimizer_load(self, opt: torch.optim.Optimizer, built: list[dict[str, Any]]) -> None:
+        """The loaded state's tensors are new (a graph would keep updating the old ones): drop the graphs;
+        and keep the flags this step was built with, whatever the checkpoint's optimizer had."""
+        self.graphs.clear()
+        for group, flags in zip(opt.param_groups, built):
+            group.update(flags)
+            for p in group["params"]:  # capturable and fused keep Adam's step count beside the parameter
+                st = opt.state.get(p, {})
+                if (flags["capturable"] or flags["fused"]) and isinstance(st.get("step"), Tensor) \
+                        and st["step"].device != p.device:
+                    st["step"] = st["step"].to(p.device, torch.float32)
 
     def set_order(self, order: Tensor) -> None:
         """The epoch's permutation (drawn on the CPU from the run's seeded generator): one copy per epoch."""
@@ -108,6 +137,7 @@ class FastStep:
     def step(self, start: int, size: int) -> None:
         """Train on the batch order[start:start + size]."""
         self.idx[:size].copy_(self.order[start:start + size])
+        self.size = size
         if not self.capture:
             self._body(size)
             return
@@ -118,8 +148,14 @@ class FastStep:
     def _body(self, size: int) -> None:
         real = self.images[self.idx[:size]]
         z = torch.randn(size, self.latent_dim, device=self.device)
+        self.zs[size] = z  # a graph's own buffer when captured: tests compare graphed and eager z
         stats = gan_step(self.G, self.D, self.opt_g, self.opt_d, real, z)
         self.meters.add_(torch.stack([stats[k].detach() for k in METERS]))
+
+    @property
+    def z(self) -> Tensor:
+        """The last step's z."""
+        return self.zs[self.size]
 
     def take_meters(self) -> list[float]:
         """The meters' sums since the last call (one host sync), then zero them."""
@@ -170,10 +206,68 @@ def generate(G: nn.Module, z: Tensor, batch_size: int = 1000) -> Tensor:
 
 
 def save_grid(images: Tensor, nrow: int, path: Path) -> Path:
+    """The grid as a PNG, atomically (a temp file renamed over `path`) but not fsync'd: a grid lost to a power
+    cut is redrawn by the resume from the checkpoint before it (whose own file is fsync'd)."""
     buf = io.BytesIO()
     save_image(make_grid(images.cpu(), nrow=nrow, normalize=True, value_range=(-1, 1)), buf, format="png")
-    write_bytes_atomic(path, buf.getvalue())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(buf.getvalue())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+class Background:
+    """One writer thread for what the training step need not wait for, run in submission order. Bounded (a
+    slow disk slows training instead of filling memory). `drain` waits until everything submitted is done
+    and re-raises the first failure on the training thread; leaving the `with` block drains too, so a stop,
+    an error or Ctrl-C still writes every row and the checkpoint queued before it."""
+
+    def __init__(self, depth: int = 8) -> None:
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="lstmgan-gan-writer", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (task := self._queue.get()) is not None:
+            try:
+                if self._error is None:  # after a failure, the rest is skipped (its order is broken)
+                    task()
+            except BaseException as e:  # noqa: BLE001 - handed to the training thread by drain()
+                self._error = e
+            finally:
+                self._queue.task_done()
+
+    def submit(self, task: Callable[[], None]) -> None:
+        self._raise()
+        self._queue.put(task)
+
+    def drain(self) -> None:
+        self._queue.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        try:
+            self._queue.join()
+        finally:
+            self._queue.put(None)
+            self._thread.join()
+        if kind is None:
+            self._raise()
+        elif self._error is not None:
+            log.warning("a background write failed too: %s", self._error)
 
 
 class Judge:
@@ -211,12 +305,20 @@ def get_classifier(cfg: GanConfig, path: Path, train: tuple[Tensor, Tensor], tes
 
 
 @dataclass
-class GanRun:
-    """Everything one GAN run is made of; `gan_state` / `load_gan_state` write and read it as a checkpoint.
+class GanState:
+    """Where a run stands; a checkpoint stores it as a plain dict (`asdict`: weights_only loading)."""
 
-    state: epoch (completed), step, batch (batches done in the epoch under way: > 0 only after a stop),
-    train_time, evaluations, grids.
-    """
+    epoch: int = 0  # completed epochs
+    step: int = 0
+    batch: int = 0  # batches done in the epoch under way: > 0 only after a stop
+    train_time: float = 0.0
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    grids: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class GanRun:
+    """Everything one GAN run is made of; `gan_state` / `load_gan_state` write and read it as a checkpoint."""
 
     cfg: GanConfig
     run: Run
@@ -230,7 +332,8 @@ class GanRun:
     shuffle: torch.Generator
     eval_rng: torch.Generator
     fixed_z: Tensor
-    state: dict[str, Any]
+    background: Background
+    state: GanState = field(default_factory=GanState)
     epoch_rng: Tensor | None = None  # the shuffle generator's state before the epoch under way drew its order
     row_count: int = 0  # batches and images in the metrics row being summed
     row_images: int = 0
@@ -251,12 +354,13 @@ class GanRun:
 
 
 def gan_state(g: GanRun) -> dict[str, Any]:
-    """The checkpoint: everything `load_gan_state` needs to continue bit for bit (on the CPU)."""
-    mid_epoch = g.state["batch"] > 0
+    """The checkpoint: everything `load_gan_state` needs to continue bit for bit (on the CPU). Its tensors
+    are copies, so the training may go on while the background writer saves it."""
+    mid_epoch = g.state.batch > 0
     ckpt = {
-        "config": to_dict(g.cfg), "epoch": g.state["epoch"], "step": g.state["step"], "state": dict(g.state),
-        "generator": g.G.state_dict(), "discriminator": g.D.state_dict(),
-        "opt_g": g.opt_g.state_dict(), "opt_d": g.opt_d.state_dict(),
+        "config": to_dict(g.cfg), "epoch": g.state.epoch, "step": g.state.step, "state": asdict(g.state),
+        "generator": _copy(g.G.state_dict()), "discriminator": _copy(g.D.state_dict()),
+        "opt_g": _copy(g.opt_g.state_dict()), "opt_d": _copy(g.opt_d.state_dict()),
         "shuffle_rng": g.epoch_rng if mid_epoch and g.epoch_rng is not None else g.shuffle.get_state(),
         "eval_rng": g.eval_rng.get_state(), "torch_rng": torch.get_rng_state(),
         "meter": {"sums": g.fast.meters.detach().cpu().clone(), "count": g.row_count, "images": g.row_images},
@@ -264,6 +368,24 @@ def gan_state(g: GanRun) -> dict[str, Any]:
     if g.device.type == "cuda":
         ckpt["cuda_rng"] = torch.cuda.get_rng_state(g.device)
     return ckpt
+
+
+def _copy(value: Any) -> Any:
+    """`value` with every tensor replaced by a detached CPU copy (containers rebuilt, the rest shared)."""
+    if isinstance(value, Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy(v) for v in value)
+    return value
+
+
+def save_checkpoint(g: GanRun) -> None:
+    """Queue the checkpoint behind the rows and grids before it (the writer keeps the order), so a resume
+    finds everything it promises; the file itself is fsync'd and atomic (RunDir.save_checkpoint)."""
+    ckpt = gan_state(g)
+    g.background.submit(lambda: g.run.dir.save_checkpoint(ckpt))
 
 
 def load_gan_state(g: GanRun, ckpt: dict[str, Any]) -> None:
@@ -278,7 +400,7 @@ def load_gan_state(g: GanRun, ckpt: dict[str, Any]) -> None:
     torch.set_rng_state(ckpt["torch_rng"].cpu())
     if g.device.type == "cuda" and "cuda_rng" in ckpt:
         torch.cuda.set_rng_state(ckpt["cuda_rng"].cpu(), g.device)
-    g.state = {"batch": 0, **ckpt["state"]}
+    g.state = GanState(**ckpt["state"])
     meter = ckpt.get("meter")
     if meter is not None:
         g.fast.meters.copy_(meter["sums"])
@@ -290,14 +412,15 @@ def _log_row(g: GanRun, epoch: int) -> float:
     sums = g.fast.take_meters()
     row = {key: value / g.row_count for key, value in zip(METERS, sums)}
     row["images_per_s"] = g.row_images / max(time.perf_counter() - g.row_started, 1e-9)
-    g.run.tracker.log({"step": g.state["step"], "epoch": epoch, **row})
+    row = {"step": g.state.step, "epoch": epoch, **row}
+    g.background.submit(lambda: g.run.tracker.log(row))
     g.row_count = g.row_images = 0
     g.row_started = time.perf_counter()
     return row["images_per_s"]
 
 
 def train_one_epoch(g: GanRun, epoch: int, stop: Callable[[], bool], total_steps: int) -> bool:
-    """Train epoch `epoch` (from batch state["batch"] on, after a stop). Returns False when a stop was
+    """Train epoch `epoch` (from batch state.batch on, after a stop). Returns False when a stop was
     requested before the epoch ended (the state then says where to continue)."""
     cfg, state = g.cfg, g.state
     started = time.perf_counter()
@@ -305,29 +428,29 @@ def train_one_epoch(g: GanRun, epoch: int, stop: Callable[[], bool], total_steps
     n, bs = len(g.images), cfg.batch_size
     g.fast.set_order(torch.randperm(n, generator=g.shuffle))
     end = n - n % bs if g.drop_last else n
-    session_start = state["step"]
-    for start in range(state["batch"] * bs, end, bs):
+    session_start = state.step
+    for start in range(state.batch * bs, end, bs):
         size = min(bs, end - start)
         g.fast.step(start, size)
         g.row_count, g.row_images = g.row_count + 1, g.row_images + size
-        state["step"] += 1
-        state["batch"] += 1
-        if state["step"] % cfg.log_every == 0:
+        state.step += 1
+        state.batch += 1
+        if state.step % cfg.log_every == 0:
             rate = _log_row(g, epoch)
             if start + size < end:  # the epoch's end reports on its own, after its checkpoint
-                done = state["step"] - session_start
-                eta = (total_steps - state["step"]) * (time.perf_counter() - started) / max(done, 1)
-                g.run.progress(state["step"], total_steps,
+                done = state.step - session_start
+                eta = (total_steps - state.step) * (time.perf_counter() - started) / max(done, 1)
+                g.run.progress(state.step, total_steps,
                                f"epoch {epoch}/{cfg.epochs}, {rate:.0f} images/s, ETA {_duration(eta)}")
-        if state["step"] % cfg.sample_every == 0:
-            state["grids"].append(sample_grid(g.G, g.fixed_z, cfg.grid, g.run, state["step"]))
+        if state.step % cfg.sample_every == 0:
+            state.grids.append(sample_grid(g, state.step))
         if stop():
-            state["train_time"] += time.perf_counter() - started
+            state.train_time += time.perf_counter() - started
             return False
     if g.row_count:
         _log_row(g, epoch)
-    state["epoch"], state["batch"] = epoch, 0
-    state["train_time"] += time.perf_counter() - started
+    state.epoch, state.batch = epoch, 0
+    state.train_time += time.perf_counter() - started
     return True
 
 
@@ -340,19 +463,22 @@ def _duration(seconds: float) -> str:
 def evaluate(g: GanRun, epoch: int) -> dict[str, Any]:
     """Classifier-FID and class statistics of the generator now; logged and kept in the state."""
     quality = g.judge(g.G, g.cfg.latent_dim, g.eval_rng, g.device)
-    g.state["evaluations"].append({"epoch": epoch, "step": g.state["step"], **quality})
-    g.run.tracker.log({"step": g.state["step"], "epoch": epoch, **quality})
+    g.state.evaluations.append({"epoch": epoch, "step": g.state.step, **quality})
+    row = {"step": g.state.step, "epoch": epoch, **quality}
+    g.background.submit(lambda: g.run.tracker.log(row))
     return quality
 
 
 def run_gan(cfg: GanConfig, run: Run) -> dict[str, Any]:
     """Train the GAN; checkpoint every `checkpoint_every` epochs, at the end, and when asked to stop
-    (then raise StopRequested: a later call resumes from that checkpoint)."""
-    with deterministic(cfg.deterministic):
-        return _train(cfg, run)
+    (then raise StopRequested: a later call resumes from that checkpoint). On CUDA the training step's
+    float32 matmuls follow cfg.matmul_precision (deterministic runs and FID stay exact)."""
+    precision = cfg.matmul_precision if run.device.type == "cuda" and not cfg.deterministic else "highest"
+    with deterministic(cfg.deterministic), matmul_precision(precision), Background() as background:
+        return _train(cfg, run, background)
 
 
-def build(cfg: GanConfig, run: Run) -> GanRun:
+def build(cfg: GanConfig, run: Run, background: Background) -> GanRun:
     device = run.device
     images, labels = load_images(cfg.dataset, Path(cfg.data_dir), train=True, download=cfg.download, device=device)
     test = load_images(cfg.dataset, Path(cfg.data_dir), train=False, download=cfg.download, device=device)
@@ -372,32 +498,33 @@ def build(cfg: GanConfig, run: Run) -> GanRun:
         fast=FastStep(G, D, opt_g, opt_d, images, cfg.latent_dim, cfg.batch_size, capture=capture),
         shuffle=torch.Generator().manual_seed(cfg.seed),
         fixed_z=torch.randn(cfg.grid ** 2, cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed + 1)),
-        eval_rng=torch.Generator().manual_seed(cfg.seed + 2),
-        state={"epoch": 0, "step": 0, "batch": 0, "train_time": 0.0, "evaluations": [], "grids": []},
+        eval_rng=torch.Generator().manual_seed(cfg.seed + 2), background=background,
     )
 
 
-def _train(cfg: GanConfig, run: Run) -> dict[str, Any]:
-    g = build(cfg, run)
+def _train(cfg: GanConfig, run: Run, background: Background) -> dict[str, Any]:
+    g = build(cfg, run, background)
     if run.checkpoint is not None:
-        load_gan_state(g, run.checkpoint)  # before the first step: a CUDA graph is captured on that step
+        load_gan_state(g, run.checkpoint)  # before the first step (a load would drop captured graphs)
     else:
-        g.state["grids"].append(sample_grid(g.G, g.fixed_z, cfg.grid, run, 0))
+        g.state.grids.append(sample_grid(g, 0))
     stop = run.stop_requested  # Ctrl-C, SIGTERM or SLURM: checked between batches
     every = cfg.checkpoint_every or CHECKPOINT_EVERY.get(g.device.type, 1)
     total_steps = cfg.epochs * g.batches_per_epoch
 
-    for epoch in range(g.state["epoch"] + 1, cfg.epochs + 1):
+    for epoch in range(g.state.epoch + 1, cfg.epochs + 1):
         if stop() or not train_one_epoch(g, epoch, stop, total_steps):
-            run.dir.save_checkpoint(gan_state(g))
-            raise StopRequested(f"stopped at step {g.state['step']}; the checkpoint there resumes the run")
+            save_checkpoint(g)
+            background.drain()
+            raise StopRequested(f"stopped at step {g.state.step}; the checkpoint there resumes the run")
         if epoch == cfg.epochs or (cfg.eval_every and epoch % cfg.eval_every == 0):
             evaluate(g, epoch)
-        if epoch == cfg.epochs and g.state["grids"][-1]["step"] != g.state["step"]:
-            g.state["grids"].append(sample_grid(g.G, g.fixed_z, cfg.grid, run, g.state["step"]))
+        if epoch == cfg.epochs and g.state.grids[-1]["step"] != g.state.step:
+            g.state.grids.append(sample_grid(g, g.state.step))
         if epoch % every == 0 or epoch == cfg.epochs:
-            run.dir.save_checkpoint(gan_state(g))
-        run.progress(g.state["step"], total_steps, f"epoch {epoch}/{cfg.epochs} done")
+            save_checkpoint(g)
+        run.progress(g.state.step, total_steps, f"epoch {epoch}/{cfg.epochs} done")
+    background.drain()  # the rows, grids and last checkpoint are on disk before the result is written
     return _result(g)
 
 
@@ -407,23 +534,29 @@ def _result(g: GanRun) -> dict[str, Any]:
     cfg, state, run = g.cfg, g.state, g.run
     metrics = run.dir.metrics()
     gan_losses(metrics, run.dir.path / "losses.png")
-    final = state["evaluations"][-1] if state["evaluations"] else {}
+    final = state.evaluations[-1] if state.evaluations else {}
     last = next((m for m in reversed(metrics) if "d_loss" in m), {})
     return {
-        "dataset": cfg.dataset, "seed": cfg.seed, "epochs": state["epoch"], "steps": state["step"],
+        "dataset": cfg.dataset, "seed": cfg.seed, "epochs": state.epoch, "steps": state.step,
         "train_images": len(g.images), "batches_per_epoch": g.batches_per_epoch,
         "fid": final.get("fid"), "fid_floor": g.judge.floor, "class_histogram": final.get("class_histogram"),
-        "mean_max_prob": final.get("mean_max_prob"), "evaluations": state["evaluations"],
+        "mean_max_prob": final.get("mean_max_prob"), "evaluations": state.evaluations,
         "d_loss": last.get("d_loss"), "g_loss": last.get("g_loss"),
-        "images_per_s": len(g.images) * state["epoch"] / max(state["train_time"], 1e-9) if state["epoch"] else None,
-        "train_time_s": state["train_time"], "grids": state["grids"],
-        "cuda_graphs": g.fast.capture, "numerics": numerics(),
+        "images_per_s": len(g.images) * state.epoch / max(state.train_time, 1e-9) if state.epoch else None,
+        "train_time_s": state.train_time, "grids": state.grids,
+        "cuda_graphs": g.fast.capture, "matmul_precision": cfg.matmul_precision, "numerics": numerics(),
     }
 
 
-def sample_grid(G: nn.Module, fixed_z: Tensor, nrow: int, run: Run, step: int) -> dict[str, Any]:
-    """A grid from the run's fixed z, so grids are comparable over time; PNG + W&B image."""
-    device = next(G.parameters()).device
-    path = save_grid(generate(G, fixed_z.to(device)), nrow, run.dir.path / "samples" / f"step{step:07d}.png")
-    run.tracker.log_image("samples", path, step, caption=f"step {step}")
+def sample_grid(g: GanRun, step: int) -> dict[str, Any]:
+    """A grid from the run's fixed z, so grids are comparable over time: drawn here, then its PNG and W&B
+    image in the background."""
+    images = generate(g.G, g.fixed_z.to(g.device)).to("cpu", non_blocking=False)
+    path, run = g.run.dir.path / "samples" / f"step{step:07d}.png", g.run
+
+    def write() -> None:
+        save_grid(images, g.cfg.grid, path)
+        run.tracker.log_image("samples", path, step, caption=f"step {step}")
+
+    g.background.submit(write)
     return {"step": step, "path": str(path.relative_to(run.dir.path))}

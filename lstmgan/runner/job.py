@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import torch
 
 from lstmgan.config import TrackingConfig, run_config_dict
-from lstmgan.environment import describe
+from lstmgan.environment import cuda_problem, describe
 from lstmgan.errors import StopRequested, UserError
 from lstmgan.fs import with_path
 from lstmgan.lock import RunLock
@@ -125,7 +125,11 @@ def stop_on_signals(signals: Sequence[int] = STOP_SIGNALS, *, first: Callable[[]
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if (problem := cuda_problem()) is not None:  # a GPU torch cannot use: never a quiet CPU run for hours
+            raise UserError(f"--device auto: {problem}")
+        return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for but no CUDA device is visible; use --device auto or cpu")
     return torch.device(name)
