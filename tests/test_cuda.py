@@ -21,7 +21,8 @@ from lstmgan.environment import GpuProbe, cuda_problem, describe, deterministic,
 from lstmgan.gan.models import Discriminator, Generator
 from lstmgan.gan.train import RNG_KEYS, FastStep, make_optimizers, run_gan
 from lstmgan.palindrome.train import run_palindrome
-from lstmgan.runner.job import Interrupted, Job, Run
+from lstmgan.errors import StopRequested
+from lstmgan.runner.job import Job, Run
 
 OFF = TrackingConfig(mode="disabled")
 
@@ -104,7 +105,7 @@ def test_a_palindrome_run_asked_to_stop_stops_at_an_epoch_and_resumes(tmp_path: 
         run.stop_requested = lambda: (looks.__setitem__(0, looks[0] + 1), looks[0] > 1)[1]  # type: ignore[attr-defined]
         return run_palindrome(cfg, run)
 
-    with pytest.raises(Interrupted):  # the trainer's StopRequested, as the CLI sees it (exit 130)
+    with pytest.raises(StopRequested):  # the trainer's stop: a KeyboardInterrupt, exit 130 at the CLI
         Job(stop_after_one_epoch, cfg, tmp_path / "a", OFF)()
     assert torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["epoch"] == 1
     assert not (tmp_path / "a" / "result.json").exists()
@@ -151,7 +152,7 @@ def weights(run_dir: Path) -> list[torch.Tensor]:
 @pytest.mark.cuda
 def test_a_stopped_cuda_run_resumes_exactly_as_an_uninterrupted_one(tiny_cfg: GanConfig, tmp_path: Path) -> None:
     seen: list[dict[str, Any]] = []
-    with pytest.raises(Interrupted):
+    with pytest.raises(StopRequested):
         Job(stopping_at(7, seen), tiny_cfg, tmp_path / "run", OFF, step_key="step")()
     result = Job(stopping_at(10**9, seen), tiny_cfg, tmp_path / "run", OFF, step_key="step")()
     whole = Job(run_gan, tiny_cfg, tmp_path / "whole", OFF, step_key="step")()
@@ -167,12 +168,12 @@ def test_a_stopped_cuda_run_resumes_exactly_as_an_uninterrupted_one(tiny_cfg: Ga
 def test_a_cpu_checkpoint_resumes_on_a_gpu_with_graphs(tiny_cfg: GanConfig, tmp_path: Path) -> None:
     # load_state_dict brings back the checkpoint's capturable=False; the capture needs it True again
     on_cpu = replace(tiny_cfg, device="cpu")
-    with pytest.raises(Interrupted):
+    with pytest.raises(StopRequested):
         Job(stopping_at(7, []), on_cpu, tmp_path / "run", OFF, step_key="step")()
     result = Job(run_gan, tiny_cfg, tmp_path / "run", OFF, step_key="step")()
     assert result["resumed"] and result["steps"] == 12 and result["cuda_graphs"] is True
     eager = replace(tiny_cfg, cuda_graphs="off")  # and the other way: a graphed checkpoint, resumed eagerly
-    with pytest.raises(Interrupted):
+    with pytest.raises(StopRequested):
         Job(stopping_at(7, []), tiny_cfg, tmp_path / "back", OFF, step_key="step")()
     assert Job(run_gan, eager, tmp_path / "back", OFF, step_key="step")()["cuda_graphs"] is False
 

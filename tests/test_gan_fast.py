@@ -18,7 +18,8 @@ from lstmgan.gan.data import iterate_batches, load_images
 from lstmgan.gan.models import Discriminator, Generator
 from lstmgan.gan.train import RNG_KEYS, Background, FastStep, gan_step, make_optimizers, run_gan
 from lstmgan.rundir import RunDir
-from lstmgan.runner.job import Interrupted, Job, Run
+from lstmgan.errors import StopRequested
+from lstmgan.runner.job import Job, Run
 
 OFF = TrackingConfig(mode="disabled")
 
@@ -118,7 +119,7 @@ def test_a_stop_between_checkpoints_checkpoints_there_and_resumes_bit_for_bit(ba
     run_dir, seen = tmp_path / "run", []
     # 4 batches per epoch: looks 1-5 are epoch 1, 6-10 epoch 2, 11 starts epoch 3, 13 comes after step 10:
     # mid-epoch, mid metrics row (log_every=3), and before the first scheduled checkpoint (epoch 3).
-    with pytest.raises(Interrupted):  # the trainer's StopRequested, as the CLI sees it (exit 130)
+    with pytest.raises(StopRequested):  # the trainer's stop: a KeyboardInterrupt, exit 130 at the CLI
         Job(stopping_after(13, seen), base, run_dir, OFF, step_key="step")()
     ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     assert (ckpt["step"], ckpt["epoch"], ckpt["state"]["batch"], ckpt["meter"]["count"]) == (10, 2, 2, 1)
