@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from lstmgan.cli import display
-from lstmgan.cli.display import say
 from lstmgan.cli.options import (
     TRAINING,
     DataDirOpt,
@@ -65,7 +64,7 @@ def palindrome(
         "model": value(model), "length": length, "seed": seed, "epochs": epochs, "device": value(opts.device)})
     job = palindrome_job(cfg, opts.out / opts.folder("palindrome"), opts.tracking(), force=opts.force)
     return execute(display, opts.flow(slurm), [job], cfg, folder=job.run_dir.parent, run=in_order,
-                   done=lambda: say(palindrome_line(job)))
+                   done=lambda: display.say(palindrome_line(job)))
 
 
 @app.command(rich_help_panel=PANEL)
@@ -117,7 +116,7 @@ def gan(
 
     job = gan_job(cfg, opts.out / opts.folder("gan"), opts.tracking(), force=opts.force)
     return execute(display, opts.flow(slurm), [job], job.config, folder=job.run_dir.parent, run=in_order,
-                   done=lambda: say(gan_line(job)), checks=[lambda: check_gan_inputs(job.config)])
+                   done=lambda: display.say(gan_line(job)), checks=[lambda: check_gan_inputs(job.config)])
 
 
 @app.command(rich_help_panel=PANEL)

@@ -9,7 +9,18 @@ from typing import Annotated
 import typer
 
 from lstmgan.cli.display import progress_display, run_reporter, say
-from lstmgan.cli.options import WANDB, Dataset, Device, DeviceOpt, Method, WandbMode, check_seed, require, value
+from lstmgan.cli.options import (
+    WANDB,
+    Dataset,
+    Device,
+    DeviceOpt,
+    Method,
+    WandbMode,
+    check_seed,
+    require,
+    torch_device,
+    value,
+)
 from lstmgan.config import TrackingConfig
 from lstmgan.errors import UserError
 
@@ -36,19 +47,17 @@ def classifier(
     from lstmgan.gan.classifier import load_classifier, train_and_save
     from lstmgan.gan.data import load_images
     from lstmgan.gan.train import CLASSIFIER_EPOCHS
-    from lstmgan.runner.job import resolve_device
 
-    epochs = CLASSIFIER_EPOCHS if epochs is None else epochs
-    require(epochs >= 1, "--epochs", "at least 1", epochs)
+    require(epochs is None or epochs >= 1, "--epochs", "at least 1", epochs)
     name, path = value(dataset), out / "classifiers" / f"{value(dataset)}.pt"
     if path.exists() and not force:
         return say(f"{path}: {name} test accuracy {100 * load_classifier(path)[1]['test_accuracy']:.2f} % "
                    "(cached; --force retrains)")
     check_writable(out)
-    dev = resolve_device(value(device))
+    dev = torch_device(device)
     train, test = (load_images(name, data_dir, train=split, download=download, device=dev) for split in (True, False))
     with progress_display(False, 1) as progress:
-        _, accuracy = train_and_save(name, train, test, path, epochs=epochs, device=dev,
+        _, accuracy = train_and_save(name, train, test, path, epochs=epochs or CLASSIFIER_EPOCHS, device=dev,
                                      progress=run_reporter(progress, 0, f"{name} classifier"))
     say(f"{path}: {name} test accuracy {100 * accuracy:.2f} %")
 
@@ -69,14 +78,13 @@ def interpolate(
 ) -> None:
     """Interpolate in latent space between two samples of different classes; a strip per pair."""
     from lstmgan.gan.posthoc import load_trained, make_strips
-    from lstmgan.runner.job import resolve_device
 
     require(steps >= 1, "--steps", "at least 1", steps)
     require(pairs >= 1, "--pairs", "at least 1", pairs)
     require(0 < min_confidence <= 1, "--min-confidence", "in (0, 1]", min_confidence)
     check_seed(seed)
     tracking = TrackingConfig(mode=value(wandb), project=wandb_project, entity=wandb_entity)
-    dev = resolve_device(value(device))
+    dev = torch_device(device)
     strips = make_strips(load_trained(run_dir, dev), steps=steps, method=value(method), pairs=pairs, seed=seed,
                          min_confidence=min_confidence, tracking=tracking, device=dev)
     for strip in strips:
@@ -96,7 +104,6 @@ def sample(
     """Draw N samples from a trained GAN run into a .npy array or a .png grid."""
     from lstmgan.fs import check_writable
     from lstmgan.gan.posthoc import load_trained, write_samples
-    from lstmgan.runner.job import resolve_device
 
     require(1 <= n <= MAX_DRAW, "--n", f"between 1 and {MAX_DRAW}", n, "; draw larger sets in several files")
     check_seed(seed)
@@ -105,5 +112,5 @@ def sample(
     if out.exists() and not force:
         raise UserError(f"{out} exists; choose another --out or pass --force to overwrite it")
     check_writable(out.parent)
-    dev = resolve_device(value(device))
+    dev = torch_device(device)
     say(f"{n} samples → {write_samples(load_trained(run_dir, dev), n, seed, out, dev)}")

@@ -64,6 +64,13 @@ def value(member: Any) -> Any:
     return None if member is None else member.value
 
 
+def torch_device(member: Any) -> Any:
+    """The torch.device of a --device choice (torch loads here, when a command runs, not with the CLI)."""
+    from lstmgan.runner.job import resolve_device
+
+    return resolve_device(value(member))
+
+
 def choice_error(e: typer.TyperException) -> str | None:
     """`unknown model 'gru' for --model; choose one of: rnn, lstm` when `e` is typer refusing a choice."""
     param = getattr(e, "param", None)
