@@ -1,7 +1,8 @@
 """What the CLI shows: the live progress display, tables and one-line messages.
 
 Results go to stdout (tables, the final "→ where" lines, --print-config's YAML), so they can be piped;
-progress, warnings and errors go to stderr. Nothing here imports torch: `--help` stays fast.
+progress, warnings and errors go to stderr. Nothing here imports torch: `--help` stays fast. The module
+itself is the `lstmgan.pipeline.Display` the commands hand to the pipeline.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ console = Console(stderr=True)  # progress, warnings, errors
 # header or a SLURM state is never folded in two.
 out_console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
-Reporter = Callable[[int, int, str], None]  # (done, total, text): launch.Progress
+Reporter = Callable[[int, int, str], None]  # (done, total, text): lstmgan.runner.job.Progress
 
 
 def say(text: str) -> None:

@@ -1,0 +1,266 @@
+"""One training command's flow, once the CLI has built its config and jobs: preflight (every check, nothing
+written) → --print-config | --dry-run plan | SLURM (submit, or print the sbatch script; --wait follows it) |
+a local run → the summary; it returns the exit code.
+
+No typer or rich here: what is shown goes through the `Display` the CLI passes in (lstmgan.cli.display), and
+torch, submitit and wandb are imported where they are used, so importing the CLI stays light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from lstmgan.config import GanConfig, TrackingConfig, to_dict
+from lstmgan.errors import UserError
+
+if TYPE_CHECKING:
+    from lstmgan.config import StudyConfig
+    from lstmgan.runner.job import Job, Progress
+    from lstmgan.runner.slurm import ClusterProfile, TaskStatus
+
+
+class Display(Protocol):
+    """What the pipeline shows; the module lstmgan.cli.display is one (results on stdout, the rest on stderr)."""
+
+    def say(self, text: str) -> None: ...
+
+    def warn(self, text: str) -> None: ...
+
+    def print_table(self, title: str, rows: Sequence[Sequence[str]], header: Sequence[str]) -> None: ...
+
+    def print_status(self, sweep_dir: Path, statuses: Sequence[TaskStatus]) -> None: ...
+
+    def progress_display(self, quiet: bool, total: int) -> AbstractContextManager[Any]: ...
+
+    def run_reporter(self, progress: Any, index: int, label: str) -> Progress: ...
+
+    def task_counts(self, progress: Any, statuses: Sequence[TaskStatus]) -> None: ...
+
+
+Reporters = Callable[[int, "Job"], "Progress"]  # run i's line of the progress display
+RunJobs = Callable[[Sequence["Job"], Reporters], Any]  # trains the jobs here
+
+
+@dataclass(frozen=True)
+class SlurmRequest:
+    profile: ClusterProfile  # the cluster profile < the SLURM flags, validated
+    source: str  # the profile file, or "built-in defaults"
+    wait: bool
+
+
+@dataclass(frozen=True)
+class Flow:
+    """What a training command asked for besides its jobs."""
+
+    out: Path
+    print_config: bool = False
+    dry_run: bool = False
+    quiet: bool = False
+    slurm: SlurmRequest | None = None  # None: train here
+
+
+def execute(show: Display, flow: Flow, jobs: Sequence[Job], resolved: Any, *, folder: Path, run: RunJobs,
+            done: Callable[[], None], title: str | None = None, checks: Sequence[Callable[[], Any]] = ()) -> int:
+    """What every training command does once its config and jobs are built; returns the exit code.
+
+    Every check comes before anything is written: each run folder (`rundir.inspect`) and the command's own
+    `checks`. Then: --print-config prints `resolved`; --dry-run lists what would happen; SLURM submits (or
+    prints the sbatch script); otherwise `run` trains here and `done` prints the results, followed by where
+    the W&B runs went."""
+    if flow.print_config:
+        import yaml
+
+        show.say(yaml.safe_dump(to_dict(resolved), sort_keys=False).rstrip())
+        return 0
+    states = preflight(jobs, flow.out)
+    for check in checks:
+        check()
+    if flow.slurm is not None:
+        return run_on_slurm(show, jobs, folder, flow.slurm, dry_run=flow.dry_run, quiet=flow.quiet,
+                            summary_title=title)
+    if flow.dry_run:
+        show_plan(show, jobs, states)
+        return 0
+    with show.progress_display(flow.quiet, len(jobs)) as progress:
+        run(jobs, lambda i, job: show.run_reporter(progress, i, job.label))
+    done()
+    wandb_line(show, jobs, jobs[0].tracking.mode)
+    return 0
+
+
+# --- preflight: reading only, so a bad input changes nothing --------------------------------------------------------
+
+
+def preflight(jobs: Sequence[Job], out: Path) -> list[Any]:
+    """Check every run folder. Returns what each run would do (a rundir.State)."""
+    from lstmgan.fs import check_writable
+    from lstmgan.rundir import RunDir, inspect
+
+    check_writable(out)
+    return [inspect(RunDir(job.run_dir), to_dict(job.config), force=job.force) for job in jobs]
+
+
+def check_gan_inputs(cfg: GanConfig) -> None:
+    """Data files and a cached classifier are read before anything is written."""
+    from lstmgan.gan.classifier import load_classifier
+    from lstmgan.gan.data import load_images
+
+    for train in (True, False):
+        load_images(cfg.dataset, Path(cfg.data_dir), train=train, download=cfg.download)
+    if Path(cfg.classifier).exists():
+        load_classifier(cfg.classifier)
+
+
+def show_plan(show: Display, jobs: Sequence[Job], states: Sequence[Any]) -> None:
+    """--dry-run without --slurm: per run, whether it would train, resume or be skipped."""
+    actions = {"fresh": "train", "resume": "resume from its checkpoint", "done": "skip (finished; --force retrains)"}
+    show.print_table(f"{len(jobs)} run(s); nothing was run or written",
+                     [[job.label, actions[state.value], str(job.run_dir)] for job, state in zip(jobs, states)],
+                     ["run", "would", "folder"])
+
+
+# --- training here ------------------------------------------------------------------------------------------------
+
+
+def in_order(jobs: Sequence[Job], reporter: Reporters) -> Any:
+    from lstmgan.runner.local import run_inprocess
+
+    return run_inprocess(jobs, reporter)
+
+
+def side_by_side(workers: int | None, device: str) -> RunJobs:
+    """Palindrome runs in local processes, longest first, so the runs side by side end together."""
+    count = local_workers(workers, device)  # checked now, with the other inputs
+
+    def run(jobs: Sequence[Job], reporter: Reporters) -> Any:
+        from lstmgan.experiments import longest_first
+        from lstmgan.runner.local import run_parallel
+
+        return run_parallel(longest_first(list(jobs)), count, reporter)
+
+    return run
+
+
+def local_workers(requested: int | None, device: str) -> int:
+    """How many runs to train side by side: one per core on the CPU (each run uses one thread), one on a GPU."""
+    if requested is not None:
+        if requested < 1:
+            raise UserError(f"--jobs must be at least 1, got {requested}")
+        return requested
+    import torch
+
+    from lstmgan.environment import usable_cpus
+
+    # Whether the device exists is each run's check (on SLURM, the node's): only count here.
+    on_gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    return 1 if on_gpu else usable_cpus()
+
+
+def study_runner(show: Display, cfg: StudyConfig, tracking: TrackingConfig, workers: int | None) -> RunJobs:
+    """The study's palindrome runs side by side, then the GAN, then its interpolation strips."""
+    run_palindromes = side_by_side(workers, cfg.sweep.run.device)
+
+    def run(jobs: Sequence[Job], reporter: Reporters) -> None:
+        from lstmgan.experiments import interpolation_strips
+
+        palindromes, gan = list(jobs[:-1]), list(jobs[-1:])
+        run_palindromes(palindromes, reporter)
+        in_order(gan, lambda i, job: reporter(len(palindromes) + i, job))
+        try:
+            interpolation_strips(cfg, gan[0].run_dir, tracking)
+        except UserError as e:  # a weak GAN is a result to report, not a failed study
+            show.warn(f"interpolation skipped: {e}")
+
+    return run
+
+
+def result_of(job: Job) -> dict[str, Any]:
+    """The finished run's result.json ({} if it holds none)."""
+    from lstmgan.rundir import RunDir
+
+    return RunDir(job.run_dir).result() or {}
+
+
+# --- SLURM --------------------------------------------------------------------------------------------------------
+
+
+def run_on_slurm(show: Display, jobs: Sequence[Job], sweep_dir: Path, request: SlurmRequest, *, dry_run: bool,
+                 quiet: bool, summary_title: str | None) -> int:
+    """Submit the jobs as one array (or only print its sbatch script); with --wait, follow it to the end:
+    exit code 1 if a task failed."""
+    from lstmgan.runner.slurm import gpu_warning, preview, submit, wait
+
+    if warning := gpu_warning(jobs, request.profile):
+        show.warn(f"warning: {warning}")
+    if dry_run:
+        show.say(preview(jobs, sweep_dir, request.profile, request.source))
+        return 0
+    record = submit(jobs, sweep_dir, request.profile, request.source)
+    show.say(f"Submitted SLURM job {record['job_id']} ({len(record['tasks'])} task(s), {len(jobs)} run(s)) → "
+             f"{sweep_dir}; follow it with `lstmgan status {sweep_dir}`")
+    if not request.wait:
+        return 0
+    with show.progress_display(quiet, len(jobs)) as progress:
+        statuses = wait(sweep_dir, record, lambda s: show.task_counts(progress, s))
+    show.print_status(sweep_dir, statuses)
+    if summary_title:
+        show_summary(show, sweep_dir, summary_title, replace(jobs[0].tracking, tags=()))  # the sweep's, not a run's
+    mode = jobs[0].tracking.mode
+    wandb_line(show, jobs, "offline" if mode == "auto" else mode)  # as slurm.offline_tracking
+    failed = [s for s in statuses if s.outcome == "failed"]
+    if not failed:
+        return 0
+    show.warn(f"{len(failed)} of {len(statuses)} task(s) failed: {failed[0].run_dir.name}: {failed[0].error} "
+              f"(log: {failed[0].log})")
+    return 1
+
+
+# --- summaries ----------------------------------------------------------------------------------------------------
+
+
+def summary_table(show: Display, sweep_dir: Path, title: str) -> tuple[list[str], list[list[Any]]]:
+    """Write summary.md/.csv and the figures from the run folders on disk; print the table and return it."""
+    from lstmgan.results.summary import load_runs, table_header, table_rows, write_summary
+
+    rows = write_summary(sweep_dir, load_runs(sweep_dir))
+    header, cells = table_header(rows), table_rows(rows)
+    show.print_table(title, cells, header)
+    return header, cells
+
+
+def show_summary(show: Display, sweep_dir: Path, title: str, tracking: TrackingConfig | None = None) -> None:
+    """The sweep's summary; with `tracking`, the table and figures also go to the sweep's W&B report run
+    (job_type report, in the sweep's group)."""
+    table = summary_table(show, sweep_dir, title)
+    if tracking is not None:
+        from lstmgan.tracking.sync import log_report
+
+        log_report(sweep_dir, {"summary": table}, figures(sweep_dir), tracking)
+    show.say(f"Summary: {sweep_dir / 'summary.md'}, figures: {sweep_dir / 'figures'}")
+
+
+def study_summary(show: Display, cfg: StudyConfig, out: Path, tracking: TrackingConfig) -> None:
+    """The study's palindrome sweep, printed and sent to the study's W&B report run (`lstmgan report --wandb`
+    adds the rest)."""
+    from lstmgan.tracking.sync import log_report
+
+    sweep_dir = out / cfg.sweep.name
+    table = summary_table(show, sweep_dir, f"Study {out.name}: palindrome sweep")
+    log_report(out, {"palindrome": table}, figures(sweep_dir), tracking)
+    show.say(f"Study complete: runs under {out}. Next: lstmgan report {out}")
+
+
+def figures(sweep_dir: Path) -> list[Path]:
+    return sorted((sweep_dir / "figures").glob("*.png"))
+
+
+def wandb_line(show: Display, jobs: Sequence[Job], mode: str) -> None:
+    """Where the W&B runs went (a URL, or the `wandb sync` to run), if anywhere."""
+    from lstmgan.tracking.tracker import where_message
+
+    if message := where_message([job.run_dir for job in jobs], mode):
+        show.say(message)
