@@ -26,6 +26,7 @@ from pydantic.dataclasses import dataclass
 from pydantic_core import to_jsonable_python
 
 from lstmgan.errors import UserError
+from lstmgan.fs import open_regular
 
 C = TypeVar("C")
 
@@ -264,7 +265,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
     if path.is_dir():
         raise UserError(f"config {path} is a folder; give a YAML file")
     try:
-        with path.open("rb") as f:
+        with open_regular(path, "data", follow=True) as f:  # a FIFO or device: one line, never a hang
             raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as e:
         raise UserError(f"cannot read config {path}: {e.strerror}; check the path given to --config") from None

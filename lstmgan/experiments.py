@@ -19,7 +19,9 @@ from lstmgan.catalog import find
 from lstmgan.config import GanConfig, PalindromeConfig, StudyConfig, SweepConfig, TrackingConfig, apply, load_yaml
 from lstmgan.errors import UserError
 from lstmgan.gan.posthoc import load_trained, make_strips
+from lstmgan.gan.train import check_checkpoint as gan_fits
 from lstmgan.gan.train import run_gan
+from lstmgan.palindrome.train import check_checkpoint as palindrome_fits
 from lstmgan.palindrome.train import run_palindrome
 from lstmgan.runner.job import Job, resolve_device
 from lstmgan.tracking.identity import group_id
@@ -62,7 +64,8 @@ def gan_job(cfg: GanConfig, folder: Path, tracking: TrackingConfig, *, force: bo
         cfg = replace(cfg, classifier=str(folder.parent / "classifiers" / f"{cfg.dataset}.pt"))
     tracking = replace(tracking, group=tracking.group or group_id(folder), job_type="gan",
                        tags=("gan", cfg.dataset, *tracking.tags))
-    return Job(run_gan, cfg, folder / f"{cfg.dataset}-s{cfg.seed}", tracking, step_key="step", force=force)
+    return Job(run_gan, cfg, folder / f"{cfg.dataset}-s{cfg.seed}", tracking, step_key="step", force=force,
+               fits=gan_fits)
 
 
 def study_jobs(cfg: StudyConfig, out: Path, tracking: TrackingConfig, *, force: bool) -> list[Job]:
@@ -111,7 +114,8 @@ def palindrome_job(cfg: PalindromeConfig, sweep_dir: Path, tracking: TrackingCon
     tags = (cfg.model, f"L{cfg.length}", *((cfg.init, cfg.encoding) if variant else ()),
             *(f"{key}={value_text(getattr(cfg, key))}" for key in keys), *tracking.tags)
     tracking = replace(tracking, group=tracking.group or group_id(sweep_dir), job_type="palindrome", tags=tags)
-    return Job(run_palindrome, cfg, sweep_dir / run_name(cfg, variant=variant, keys=keys), tracking, force=force)
+    return Job(run_palindrome, cfg, sweep_dir / run_name(cfg, variant=variant, keys=keys), tracking, force=force,
+               fits=palindrome_fits)
 
 
 def make_jobs(sweep: SweepConfig, out: Path, tracking: TrackingConfig, *, force: bool) -> list[Job]:

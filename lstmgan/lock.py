@@ -15,6 +15,9 @@ from typing import Any
 from lstmgan.errors import UserError
 from lstmgan.fs import NOFOLLOW, open_folder, read_text, with_path
 
+# Whether SLURM still runs a job (job id, array task): True/False, or None when this host cannot tell.
+JobAlive = Callable[[str, str | None], bool | None]
+
 LOCK = ".lstmgan.lock"
 
 
@@ -53,7 +56,7 @@ class RunLock:
     FIFO, say) is refused in one line, never read.
     """
 
-    def __init__(self, folder: Path, *, job_alive: Callable[[str, str | None], bool | None] | None = None) -> None:
+    def __init__(self, folder: Path, *, job_alive: JobAlive | None = None) -> None:
         self.folder = Path(folder)
         self.path = self.folder / LOCK
         self.job_alive = job_alive

@@ -67,7 +67,7 @@ def execute(show: Display, flow: Flow, jobs: Sequence[Job], resolved: Any, *, fo
             done: Callable[[], None], title: str | None = None, checks: Sequence[Callable[[], Any]] = ()) -> int:
     """What every training command does once its config and jobs are built; returns the exit code.
 
-    Every check comes before anything is written: each run folder (`rundir.inspect`) and the command's own
+    Every check comes before anything is written: each run folder (`rundir.decide`) and the command's own
     `checks`. Then: --print-config prints `resolved`; --dry-run lists what would happen; SLURM submits (or
     prints the sbatch script); otherwise `run` trains here and `done` prints the results, followed by where
     the W&B runs went."""
@@ -98,10 +98,12 @@ def execute(show: Display, flow: Flow, jobs: Sequence[Job], resolved: Any, *, fo
 def preflight(jobs: Sequence[Job], out: Path) -> list[Any]:
     """Check every run folder. Returns what each run would do (a rundir.State)."""
     from lstmgan.fs import check_writable
-    from lstmgan.rundir import RunDir, inspect
+    from lstmgan.rundir import RunDir, decide
+    from lstmgan.runner.slurm import job_alive
 
     check_writable(out)
-    return [inspect(RunDir(job.run_dir), to_dict(job.config), force=job.force) for job in jobs]
+    return [decide(RunDir(job.run_dir), to_dict(job.config), force=job.force, check_checkpoint=job.checkpoint_check(),
+                   job_alive=job_alive) for job in jobs]
 
 
 def check_gan_inputs(cfg: GanConfig) -> None:

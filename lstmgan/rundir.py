@@ -32,7 +32,7 @@ import yaml
 from lstmgan.errors import UserError, first_line
 from lstmgan.fs import (LIMITS, NotRegular, check_real_folder, is_number, is_temp, make_folder, open_regular,
                         read_jsonl, read_text, save_torch_atomic, write_json_atomic, write_text_atomic)
-from lstmgan.lock import LOCK, RunLock
+from lstmgan.lock import LOCK, JobAlive, RunLock
 
 # Keys that may differ between the stored and the requested config without making it another run.
 # `kind` and `format` describe the file, not the run: folders written before they were recorded still match.
@@ -237,13 +237,14 @@ def _misfit(e: Exception) -> str:
     return text if len(text) <= 160 else text[:160].rsplit(" ", 1)[0] + " …"
 
 
-def decide(run: RunDir, config: dict[str, Any], *, force: bool,
-           check_checkpoint: CheckpointCheck | None = None) -> State:
+def decide(run: RunDir, config: dict[str, Any], *, force: bool, check_checkpoint: CheckpointCheck | None = None,
+           job_alive: JobAlive | None = None) -> State:
     """What running `config` in `run` would do. Reads only; refuses with a UserError. `check_checkpoint`
     (the trainer's own fit check, e.g. loading the weights into a model built from `config`) is run on the
-    checkpoint a resume would start from: a misfit is bad input here, before anything is written."""
+    checkpoint a resume would start from: a misfit is bad input here, before anything is written. `job_alive`
+    tells whether a SLURM job holding the run's lock from another host still runs (see RunLock)."""
     check_real_folder(run.path)  # a link is refused, --force included: it would delete or write elsewhere
-    RunLock(run.path).check()
+    RunLock(run.path, job_alive=job_alive).check()
     if force:
         return State.FRESH
     if run.path.is_dir():
@@ -288,9 +289,6 @@ def decide(run: RunDir, config: dict[str, Any], *, force: bool,
         raise UserError(f"{run.path} finished {stored_epochs} epochs and has no checkpoint to continue from; "
                         f"rerun with --force to retrain it for {wanted_epochs} epochs")
     return State.FRESH
-
-
-inspect = decide  # the old name, until cli/main.py's preflight calls `decide` (then delete this line)
 
 
 def prepare(run: RunDir, config: dict[str, Any], *, force: bool,

@@ -30,6 +30,7 @@ from lstmgan.cli.display import say, warn
 from lstmgan.cli.options import choice_error
 from lstmgan.config import SWEEP_AXES
 from lstmgan.errors import UserError, first_line
+from lstmgan.fs import too_long
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
                   help="Palindromes (LSTM vs vanilla RNN) and an MNIST GAN, locally or on SLURM, tracked in W&B.")
@@ -188,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # the last line of defence: one line, never a traceback by accident
         if debug:
             traceback.print_exception(e)
+        if isinstance(e, OSError) and e.errno == errno.ENAMETOOLONG:  # a name the user chose: bad input
+            warn(f"error: {too_long(e, Path(os.fsdecode(e.filename or '')))}")
+            return 2
         cause = os_error(e)
         if cause is not None:
             warn(f"error: {os_message(cause, args)}")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmgan.errors import UserError
-from lstmgan.fs import save_torch_atomic
+from lstmgan.fs import open_regular, save_torch_atomic
 from lstmgan.gan.data import iterate_batches, num_classes
 
 FEATURE_DIM = 128
@@ -146,7 +146,10 @@ def load_classifier(path: Path | str, device: torch.device | str = "cpu") -> tup
     if not path.is_file():
         raise UserError(f"classifier checkpoint {path} does not exist; train the classifier first")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path, "checkpoint", follow=True) as f:
+            payload = torch.load(f, map_location="cpu", weights_only=True)
+    except UserError:  # a link, FIFO or device in the classifier's place: named in one line
+        raise
     except Exception as exc:  # torch raises many types here: zip, unpickling, EOF, runtime errors
         reason = type(exc).__name__
         raise UserError(f"{path} is not a readable classifier checkpoint ({reason}); {fix}") from None

@@ -18,6 +18,7 @@ temporary folder that is removed afterwards; ``data_dir`` is never written to un
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import tempfile
 import zlib
@@ -31,6 +32,7 @@ from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from lstmgan.config import DATASETS
 from lstmgan.errors import UserError
+from lstmgan.fs import open_regular
 
 num_classes = 10
 IMAGE_SHAPE = (1, 28, 28)
@@ -163,8 +165,8 @@ def _read_idx(path: Path, magic: int, reader: Callable[[str], Tensor], dataset: 
 
 def _check_header(shown: Path, plain: Path, magic: int, dataset: str) -> None:
     ndim = 3 if magic == _IMAGES_MAGIC else 1
-    size = plain.stat().st_size
-    with open(plain, "rb") as f:
+    with open_regular(plain, "data", follow=True) as f:  # a regular file of bounded size, or one line
+        size = os.fstat(f.fileno()).st_size
         header = f.read(4 + 4 * ndim)
     fix = f"delete it and get it again: {_how_to_get(dataset)}"
     if len(header) < 4 + 4 * ndim:

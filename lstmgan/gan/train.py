@@ -469,6 +469,13 @@ def evaluate(g: GanRun, epoch: int) -> dict[str, Any]:
     return quality
 
 
+def check_checkpoint(cfg: GanConfig, ckpt: dict[str, Any]) -> None:
+    """Raise unless `ckpt`'s weights load into the generator and discriminator `cfg` builds (on the CPU):
+    rundir.decide runs it before a resume changes the run folder."""
+    Generator(cfg.latent_dim).load_state_dict(ckpt["generator"])
+    Discriminator().load_state_dict(ckpt["discriminator"])
+
+
 def run_gan(cfg: GanConfig, run: Run) -> dict[str, Any]:
     """Train the GAN; checkpoint every `checkpoint_every` epochs, at the end, and when asked to stop
     (then raise StopRequested: a later call resumes from that checkpoint). On CUDA the training step's

@@ -95,6 +95,14 @@ def cpu_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def check_checkpoint(cfg: PalindromeConfig, ckpt: dict[str, Any]) -> None:
+    """Raise unless `ckpt` loads into the model and optimizer `cfg` builds (on the CPU): rundir.decide runs
+    it before a resume changes the run folder."""
+    model = build_model(cfg.model, input_dim(cfg.encoding), cfg.hidden, NUM_DIGITS, cfg.init, cfg.init_std)
+    model.load_state_dict(ckpt["model"])
+    torch.optim.RMSprop(model.parameters(), lr=cfg.lr).load_state_dict(ckpt["optimizer"])
+
+
 def run_palindrome(cfg: PalindromeConfig, run: Run) -> dict[str, Any]:
     """Train cfg.model on palindromes of cfg.length; checkpoint every epoch; return the result.
 

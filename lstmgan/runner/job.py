@@ -12,6 +12,7 @@ on every path; trainers check `Run.stop_requested` and raise `errors.StopRequest
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -143,6 +144,12 @@ class Job:
     tracking: TrackingConfig
     step_key: str = "epoch"
     force: bool = False
+    # the trainer's check that a checkpoint fits the model `config` builds (raises on a misfit), run by
+    # rundir.decide before a resume changes anything; a module-level function, so the Job stays picklable
+    fits: Callable[[Any, dict[str, Any]], None] | None = None
+
+    def checkpoint_check(self) -> Callable[[dict[str, Any]], None] | None:
+        return None if self.fits is None else functools.partial(self.fits, self.config)
 
     @property
     def label(self) -> str:
@@ -163,7 +170,7 @@ class Job:
 
     def _run(self, run_dir: RunDir, progress: Progress | None) -> dict[str, Any]:
         config = run_config_dict(self.config)  # kind and format first, then the settings
-        state = prepare(run_dir, config, force=self.force)
+        state = prepare(run_dir, config, force=self.force, check_checkpoint=self.checkpoint_check())
         self.force = False  # a requeued or repeated call must resume, never wipe
         if state is State.DONE:
             return run_dir.result() or {}

@@ -200,3 +200,23 @@ def test_force_on_a_run_with_a_link_inside_removes_the_link_not_its_target(cli, 
     assert yaml.safe_load((run / "config.yaml").read_text())["epochs"] == 1
     assert sorted(os.listdir(outside)) == ["precious.txt"]
     assert (outside / "precious.txt").read_text() == "not lstmgan's to touch\n"
+
+
+def test_a_too_long_out_is_bad_input_through_the_cli(cli, tmp_path):
+    one_line_refusal(cli(*ARGS, "--epochs", "1", "--out", tmp_path / ("x" * 300)), "too long for the file system")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_forged_checkpoint_is_bad_input_through_the_cli_and_the_run_stays_as_it_was(cli, tmp_path, trained):
+    import torch
+
+    run, _ = trained
+    big = tmp_path / "big" / "palindrome" / "rnn-L4-s0"
+    assert cli(*ARGS, "--epochs", "1", "--set", "hidden=32", "--out", tmp_path / "big").code == 0
+    forged = torch.load(big / "checkpoint.pt", weights_only=True)
+    forged["config"] = torch.load(run / "checkpoint.pt", weights_only=True)["config"]  # claims hidden=16
+    torch.save(forged, run / "checkpoint.pt")
+    before = snapshot(run)
+    r = cli(*ARGS, "--epochs", "3", "--out", tmp_path / "out")
+    one_line_refusal(r, str(run / "checkpoint.pt"), "does not fit this run's model", "size mismatch", "--force")
+    assert snapshot(run) == before
