@@ -32,7 +32,8 @@ from lstmgan.config import GanConfig, TrackingConfig
 from lstmgan.gan.classifier import SmallCNN, save_classifier
 from lstmgan.gan.data import load_images
 from lstmgan.gan.models import Discriminator, Generator
-from lstmgan.gan.train import FastStep, make_optimizers, run_gan
+from lstmgan.gan.step import FastStep, make_optimizers
+from lstmgan.gan.train import run_gan
 from lstmgan.runner.job import Job
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")

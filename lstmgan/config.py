@@ -17,7 +17,6 @@ import dataclasses
 import itertools
 import typing
 from dataclasses import field
-from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
@@ -25,33 +24,30 @@ from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, Validation
 from pydantic.dataclasses import dataclass
 from pydantic_core import to_jsonable_python
 
+from lstmgan.choices import (
+    DATASETS,
+    DEVICES,
+    ENCODINGS,
+    INITS,
+    MAX_BATCH,
+    MAX_DIGITS,
+    MAX_EPOCHS,
+    MAX_EVAL_SAMPLES,
+    MAX_FORGET_BIAS,
+    MAX_GRID,
+    MAX_HIDDEN,
+    MAX_LATENT,
+    MAX_LENGTH,
+    MAX_SAMPLES,
+    MAX_SEED,
+    MODELS,
+    SWEEP_AXES,
+    WANDB_MODES,
+)
 from lstmgan.errors import UserError
-from lstmgan.fs import open_regular
 
 C = TypeVar("C")
 
-MODELS = ("rnn", "lstm")
-ENCODINGS = ("onehot", "scalar")
-INITS = ("pytorch", "normal")
-DEVICES = ("auto", "cpu", "cuda")
-WANDB_MODES = ("auto", "online", "offline", "disabled")
-DATASETS = ("mnist", "fashion-mnist")  # the one list of GAN datasets; gan/data.py maps them to torchvision
-
-# Seeds go to torch.manual_seed and numpy; both take any non-negative 64-bit integer, and < 2**63 also fits
-# the signed integers of JSON readers and W&B.
-MAX_SEED = 2**63 - 1
-# Upper bounds far beyond any study, below the sizes that only fail later (out of memory or never ending).
-MAX_EPOCHS = 1_000_000  # one metrics row per epoch: more would be a typo, not an experiment
-MAX_LENGTH = 10_000  # the RNN steps through the sequence in Python: 10k steps per batch is already hours
-MAX_HIDDEN = 8192  # an LSTM of 8192 units holds 4·8192² ≈ 270M weights (≈ 3 GB with gradients and RMSprop)
-MAX_SAMPLES = 10_000_000  # palindromes are held in memory as int64 digits, samples × (length + 1) of them
-MAX_DIGITS = 500_000_000  # samples × (length + 1): 4 GB of int64 digits, before one-hot encoding per batch
-MAX_BATCH = 1_000_000  # a batch's activations (and a GAN batch's images) must fit in one device's memory
-MAX_LATENT = 65_536  # the generator's first layer is latent_dim × 256 weights
-MAX_EVAL_SAMPLES = 1_000_000  # generated images per classifier-FID (28×28 floats: 3 GB at the bound)
-# σ(±10) is within 5e-5 of 0 or 1: a forget gate pinned shut or open; beyond that only the typo is new.
-MAX_FORGET_BIAS = 10.0
-MAX_GRID = 100  # a sample grid of grid × grid images: 10,000 images, a 2800-pixel PNG at the bound
 
 # What each run's stored config (config.yaml) records besides its settings: the kind of run, so readers
 # branch on it instead of guessing, and the format of the file, so a later change can be read or refused.
@@ -125,8 +121,6 @@ class PalindromeConfig(_Rules):
                             f"{self.samples:,} × {self.length + 1:,}; use fewer samples or a shorter length")
 
 
-# The settings a sweep varies through its own lists; a grid or `--set` cannot vary them as well.
-SWEEP_AXES = {"model": "--models", "length": "--lengths", "seed": "--seeds"}
 _EXAMPLE = {"lengths": "5 10", "models": "rnn lstm", "seeds": "0 1 2"}
 
 
@@ -256,119 +250,6 @@ RUN_KINDS: dict[type, str] = {PalindromeConfig: "palindrome", GanConfig: "gan"}
 
 # --- loading and overrides -------------------------------------------------------------------------
 
-MAX_CONFIG_BYTES = 4 * 1024 * 1024  # job files are a few KB; a bigger "config" is the wrong file (or a log)
-
-
-def load_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping; a missing, unreadable, binary, huge or malformed file is a UserError."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"config {path} is a folder; give a YAML file")
-    try:
-        with open_regular(path, "data", follow=True) as f:  # a FIFO or device: one line, never a hang
-            raw = f.read(MAX_CONFIG_BYTES + 1)
-    except OSError as e:
-        raise UserError(f"cannot read config {path}: {e.strerror}; check the path given to --config") from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise UserError(f"config {path} is larger than {MAX_CONFIG_BYTES // 2**20} MB; give a YAML file of settings")
-    try:
-        text = raw.decode("utf-8")
-        if "\0" in text:  # NUL is valid UTF-8 but never text
-            raise UnicodeError
-    except UnicodeError:
-        raise UserError(f"config {path} is not a UTF-8 text file; give a YAML file") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise UserError(f"{path}{where} is not valid YAML: {problem}; fix the file") from None
-    except RecursionError:
-        raise UserError(f"{path} is nested too deeply to be a config; fix the file") from None
-    if not isinstance(data, (dict, type(None))):
-        raise UserError(f"{path} must hold a mapping of key: value lines, not a {type(data).__name__}")
-    return data or {}
-
-
-def parse_sets(items: list[str] | None) -> dict[str, Any]:
-    """`--set key=value` items into a dict; values are parsed as YAML scalars (30 → int, [1,2] → list)."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--set {item!r} needs the form key=value, e.g. --set epochs=30")
-        try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
-            out[key.strip()] = raw
-    return out
-
-
-def parse_grid(items: list[str] | None) -> dict[str, list[Any]]:
-    """`--grid key=v1,v2` items into {key: [v1, v2]} for a sweep's grid. Values are read as YAML scalars,
-    as with `--set`, then checked and converted as that per-run setting (`lr=1e-3` → 0.001). Keys must be
-    per-run settings other than the sweep's own axes (model, length, seed)."""
-    out: dict[str, list[Any]] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UserError(f"--grid {item!r} needs the form key=value,value, e.g. --grid hidden=64,128")
-        if key.removeprefix("run.") in out:
-            raise UserError(f"--grid {key} is given twice; list its values once: --grid {key}=a,b")
-        values = []
-        for piece in raw.split(","):
-            if not piece.strip():
-                raise UserError(f"--grid {item!r} has an empty value; separate values by single commas, "
-                                f"e.g. --grid {key}=64,128")
-            try:
-                values.append(yaml.safe_load(piece))
-            except yaml.YAMLError:
-                values.append(piece.strip())
-        out[key.removeprefix("run.")] = _grid_values(PalindromeConfig(), key, values, "--grid")
-    return out
-
-
-def _grid_values(run: PalindromeConfig, key: str, values: Any, source: str) -> list[Any]:
-    """A grid entry's values, each checked and converted by `apply` as the run setting `key`."""
-    bare = key.removeprefix("run.")
-    if bare in SWEEP_AXES:
-        raise UserError(f"{source}: {key} cannot be a grid key: a sweep sets {bare} with {SWEEP_AXES[bare]}")
-    if bare not in _field_names(run):
-        raise UserError(f"{source}: unknown grid key {key!r}; grid keys are per-run settings: "
-                        f"{', '.join(sorted(_field_names(run) - set(SWEEP_AXES)))}")
-    if not isinstance(values, list):
-        values = [values]  # `grid: {hidden: 64}` is one value
-    if not values:
-        raise UserError(f"{source}: grid key {key} has no values; give at least one, e.g. {bare}=a,b")
-    checked = []
-    for value in values:
-        try:
-            checked.append(getattr(apply(run, {bare: value}, f"{source} {key}"), bare))
-        except UserError as e:
-            if str(e).startswith(f"{source} {key}:"):  # a value of the wrong type already names its source
-                raise
-            raise UserError(f"{source} {key}={_text(value)}: {e}") from None
-    _once(f"{source} {key}", checked)
-    return checked
-
-
-def refuse_owned_sets(sets: dict[str, Any], owned: dict[str, str], command: str = "") -> None:
-    """Refuse `--set` keys that a command sets through its own flags (owned maps key → flag), which would
-    otherwise be silently overridden: `--set model=lstm` under `sweep`, whose runs' model comes from
-    --models. Dotted forms (`run.model`) are refused as well."""
-    for key, value in sets.items():
-        bare = key.rpartition(".")[2]
-        if bare in owned:
-            where = f" under {command}" if command else ""
-            raise UserError(f"--set {key}={_text(value)} is refused{where}: {bare} is set with {owned[bare]}; "
-                            f"use {owned[bare]} instead")
-
-
-def _text(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True, width=10**9).strip().removesuffix("...").strip()
-
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A plain, YAML-safe dict in field order (tuples become lists)."""
@@ -399,18 +280,6 @@ def from_dict(cls: type[C], data: dict[str, Any], source: str) -> C:
             raise UserError(f"{source} has format {version!r}; this lstmgan reads format {FORMAT} and older, "
                             f"upgrade lstmgan to read it")
     return apply(cls(), data, source)
-
-
-def build(cls: type[C], *, yaml_path: Path | None, flags: dict[str, Any], sets: list[str] | None) -> C:
-    """defaults < YAML < CLI flags (None = not given) < --set, each layer validated."""
-    cfg = cls()
-    if yaml_path is not None:
-        from lstmgan.catalog import find  # a packaged name (`palindrome-sweep`) or a path
-
-        yaml_path = find(yaml_path, "job")
-        cfg = apply(cfg, load_yaml(yaml_path), str(yaml_path))
-    cfg = apply(cfg, {k: v for k, v in flags.items() if v is not None}, "command line")
-    return apply(cfg, parse_sets(sets), "--set")
 
 
 def apply(cfg: C, values: dict[str, Any], source: str) -> C:
@@ -517,3 +386,31 @@ def _once(key: str, values: list[Any]) -> None:
 def check_name(key: str, value: str) -> None:
     if not value or "/" in value or value.startswith("."):
         raise UserError(f"{key} {value!r} must be a plain folder name (no '/', not starting with '.')")
+
+
+def _grid_values(run: PalindromeConfig, key: str, values: Any, source: str) -> list[Any]:
+    """A grid entry's values, each checked and converted by `apply` as the run setting `key`."""
+    bare = key.removeprefix("run.")
+    if bare in SWEEP_AXES:
+        raise UserError(f"{source}: {key} cannot be a grid key: a sweep sets {bare} with {SWEEP_AXES[bare]}")
+    if bare not in _field_names(run):
+        raise UserError(f"{source}: unknown grid key {key!r}; grid keys are per-run settings: "
+                        f"{', '.join(sorted(_field_names(run) - set(SWEEP_AXES)))}")
+    if not isinstance(values, list):
+        values = [values]  # `grid: {hidden: 64}` is one value
+    if not values:
+        raise UserError(f"{source}: grid key {key} has no values; give at least one, e.g. {bare}=a,b")
+    checked = []
+    for value in values:
+        try:
+            checked.append(getattr(apply(run, {bare: value}, f"{source} {key}"), bare))
+        except UserError as e:
+            if str(e).startswith(f"{source} {key}:"):  # a value of the wrong type already names its source
+                raise
+            raise UserError(f"{source} {key}={_text(value)}: {e}") from None
+    _once(f"{source} {key}", checked)
+    return checked
+
+
+def _text(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=10**9).strip().removesuffix("...").strip()

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from lstmgan.catalog import find
-from lstmgan.config import GanConfig, PalindromeConfig, StudyConfig, SweepConfig, TrackingConfig, apply, load_yaml
+from lstmgan.config import GanConfig, PalindromeConfig, StudyConfig, SweepConfig, TrackingConfig, apply
 from lstmgan.errors import UserError
 from lstmgan.gan.posthoc import load_trained, make_strips
 from lstmgan.gan.train import check_checkpoint as gan_fits
 from lstmgan.gan.train import run_gan
+from lstmgan.overrides import load_yaml
 from lstmgan.palindrome.train import check_checkpoint as palindrome_fits
 from lstmgan.palindrome.train import run_palindrome
 from lstmgan.runner.job import Job, resolve_device

@@ -20,7 +20,8 @@ from lstmgan.errors import UserError
 if TYPE_CHECKING:
     from lstmgan.config import StudyConfig
     from lstmgan.runner.job import Job, Progress
-    from lstmgan.runner.slurm import ClusterProfile, TaskStatus
+    from lstmgan.runner.slurm import ClusterProfile
+    from lstmgan.runner.status import TaskStatus
 
 
 class Display(Protocol):
@@ -99,7 +100,7 @@ def preflight(jobs: Sequence[Job], out: Path) -> list[Any]:
     """Check every run folder. Returns what each run would do (a rundir.State)."""
     from lstmgan.fs import check_writable
     from lstmgan.rundir import RunDir, decide
-    from lstmgan.runner.slurm import job_alive
+    from lstmgan.runner.status import job_alive
 
     check_writable(out)
     return [decide(RunDir(job.run_dir), to_dict(job.config), force=job.force, check_checkpoint=job.checkpoint_check(),
@@ -194,7 +195,8 @@ def run_on_slurm(show: Display, jobs: Sequence[Job], sweep_dir: Path, request: S
                  quiet: bool, summary_title: str | None) -> int:
     """Submit the jobs as one array (or only print its sbatch script); with --wait, follow it to the end:
     exit code 1 if a task failed."""
-    from lstmgan.runner.slurm import gpu_warning, preview, submit, wait
+    from lstmgan.runner.slurm import gpu_warning, preview, submit
+    from lstmgan.runner.status import wait
 
     if warning := gpu_warning(jobs, request.profile):
         show.warn(f"warning: {warning}")

@@ -30,8 +30,20 @@ import torch
 import yaml
 
 from lstmgan.errors import UserError, first_line
-from lstmgan.fs import (LIMITS, NotRegular, check_real_folder, is_number, is_temp, make_folder, open_regular,
-                        read_jsonl, read_text, save_torch_atomic, write_json_atomic, write_text_atomic)
+from lstmgan.fs import (
+    LIMITS,
+    NotRegular,
+    check_real_folder,
+    is_number,
+    is_temp,
+    make_folder,
+    open_regular,
+    read_jsonl,
+    read_text,
+    save_torch_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 from lstmgan.lock import LOCK, JobAlive, RunLock
 
 # Keys that may differ between the stored and the requested config without making it another run.

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from lstmgan import catalog
-from lstmgan.config import SweepConfig, build, load_yaml
+from lstmgan.config import SweepConfig
 from lstmgan.errors import UserError
+from lstmgan.overrides import build, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 

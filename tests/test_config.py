@@ -5,8 +5,8 @@ import pickle
 import pytest
 import yaml
 
+from lstmgan.choices import SWEEP_AXES
 from lstmgan.config import (
-    SWEEP_AXES,
     AblationConfig,
     GanConfig,
     PalindromeConfig,
@@ -14,16 +14,12 @@ from lstmgan.config import (
     SweepConfig,
     TrackingConfig,
     apply,
-    build,
     from_dict,
-    load_yaml,
-    parse_grid,
-    parse_sets,
-    refuse_owned_sets,
     run_config_dict,
     to_dict,
 )
 from lstmgan.errors import UserError
+from lstmgan.overrides import build, load_yaml, parse_grid, parse_sets, refuse_owned_sets
 
 
 def write(tmp_path, text):

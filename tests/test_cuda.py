@@ -18,10 +18,11 @@ from idx import make_tiny_mnist
 
 from lstmgan.config import GanConfig, PalindromeConfig, TrackingConfig
 from lstmgan.environment import GpuProbe, cuda_problem, describe, deterministic, no_tf32, usable_cpus
-from lstmgan.gan.models import Discriminator, Generator
-from lstmgan.gan.train import RNG_KEYS, FastStep, make_optimizers, run_gan
-from lstmgan.palindrome.train import run_palindrome
 from lstmgan.errors import StopRequested
+from lstmgan.gan.models import Discriminator, Generator
+from lstmgan.gan.step import FastStep, make_optimizers
+from lstmgan.gan.train import RNG_KEYS, run_gan
+from lstmgan.palindrome.train import run_palindrome
 from lstmgan.runner.job import Job, Run
 
 OFF = TrackingConfig(mode="disabled")

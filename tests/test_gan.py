@@ -12,8 +12,9 @@ import torch
 from conftest import snapshot
 from idx import make_tiny_mnist
 
-from lstmgan.config import GanConfig, TrackingConfig, build
+from lstmgan.config import GanConfig, TrackingConfig
 from lstmgan.gan.train import run_gan
+from lstmgan.overrides import build
 from lstmgan.runner.job import Job
 
 WANDB = str(Path(sys.executable).parent / "wandb")

@@ -80,7 +80,7 @@ def test_images_land_on_the_requested_device(tmp_path: Path, device: str) -> Non
 
 
 def test_every_configurable_dataset_has_a_torchvision_class() -> None:
-    from lstmgan.config import DATASETS
+    from lstmgan.choices import DATASETS
     from lstmgan.gan.data import TORCHVISION
 
     assert set(TORCHVISION) == set(DATASETS)

@@ -14,11 +14,13 @@ import torch
 from idx import make_tiny_mnist
 
 from lstmgan.config import GanConfig, TrackingConfig
+from lstmgan.errors import StopRequested
+from lstmgan.gan.background import Background
 from lstmgan.gan.data import iterate_batches, load_images
 from lstmgan.gan.models import Discriminator, Generator
-from lstmgan.gan.train import RNG_KEYS, Background, FastStep, gan_step, make_optimizers, run_gan
+from lstmgan.gan.step import FastStep, gan_step, make_optimizers
+from lstmgan.gan.train import RNG_KEYS, run_gan
 from lstmgan.rundir import RunDir
-from lstmgan.errors import StopRequested
 from lstmgan.runner.job import Job, Run
 
 OFF = TrackingConfig(mode="disabled")

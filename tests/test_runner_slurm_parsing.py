@@ -8,7 +8,7 @@ import time
 import pytest
 
 from lstmgan.errors import UserError
-from lstmgan.runner.slurm import job_alive, parse_sacct, slurm_tool, squeue_alive
+from lstmgan.runner.status import job_alive, parse_sacct, slurm_tool, squeue_alive
 
 HEADER = "JobID|State"
 

@@ -21,7 +21,8 @@ from test_resume import metrics_without_times
 
 from lstmgan.config import SweepConfig, TrackingConfig
 from lstmgan.experiments import make_jobs
-from lstmgan.runner.slurm import load_profile, plan_tasks, preview, task_runs, task_statuses
+from lstmgan.runner.slurm import load_profile, plan_tasks, preview
+from lstmgan.runner.status import task_runs, task_statuses
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_SCRIPT = ROOT / "tests" / "slurm" / "local-cluster.sh"

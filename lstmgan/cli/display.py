@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from lstmgan.runner.slurm import TaskStatus
+    from lstmgan.runner.status import TaskStatus
 
 console = Console(stderr=True)  # progress, warnings, errors
 # Results. Piped into a file or a log (not a terminal), tables get room instead of rich's 80 columns, so a

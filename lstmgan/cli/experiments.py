@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from lstmgan.choices import SWEEP_AXES
 from lstmgan.cli import display
 from lstmgan.cli.options import (
     TRAINING,
@@ -21,7 +22,8 @@ from lstmgan.cli.options import (
     value,
     with_options,
 )
-from lstmgan.config import SWEEP_AXES, GanConfig, PalindromeConfig, SweepConfig, build, parse_grid, parse_sets
+from lstmgan.config import GanConfig, PalindromeConfig, SweepConfig
+from lstmgan.overrides import build, parse_grid, parse_sets
 from lstmgan.pipeline import (
     check_gan_inputs,
     execute,

@@ -25,10 +25,10 @@ from typing import Annotated
 import typer
 
 from lstmgan import __version__
+from lstmgan.choices import SWEEP_AXES
 from lstmgan.cli import experiments, gan_tools, results
 from lstmgan.cli.display import say, warn
 from lstmgan.cli.options import choice_error
-from lstmgan.config import SWEEP_AXES
 from lstmgan.errors import UserError, first_line
 from lstmgan.fs import too_long
 

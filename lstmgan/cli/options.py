@@ -21,18 +21,10 @@ from typing import Annotated, Any
 import typer
 
 from lstmgan import catalog
-from lstmgan.config import (
-    DATASETS,
-    DEVICES,
-    MAX_SEED,
-    MODELS,
-    WANDB_MODES,
-    TrackingConfig,
-    check_name,
-    parse_sets,
-    refuse_owned_sets,
-)
+from lstmgan.choices import DATASETS, DEVICES, MAX_SEED, MODELS, WANDB_MODES
+from lstmgan.config import TrackingConfig, check_name
 from lstmgan.errors import UserError
+from lstmgan.overrides import parse_sets, refuse_owned_sets
 from lstmgan.pipeline import Flow, SlurmRequest
 
 TRAINING, OUTPUT, WANDB, SLURM = "Training", "Output", "W&B", "SLURM"  # help panels of the training commands

@@ -31,7 +31,7 @@ def existing_sweep(sweep_dir: Path) -> Path:
 @app.command(rich_help_panel=PANEL)
 def status(sweep_dir: SweepDirArg) -> None:
     """Per task: SLURM id, state, epoch reached, last val acc or FID, log file (local sweeps too)."""
-    from lstmgan.runner.slurm import task_statuses
+    from lstmgan.runner.status import task_statuses
 
     statuses = task_statuses(existing_sweep(sweep_dir))
     if not statuses:

@@ -30,7 +30,7 @@ from torch import Tensor
 from torchvision.datasets import MNIST, FashionMNIST
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
-from lstmgan.config import DATASETS
+from lstmgan.choices import DATASETS
 from lstmgan.errors import UserError
 from lstmgan.fs import open_regular
 

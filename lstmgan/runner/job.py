@@ -32,6 +32,7 @@ from lstmgan.errors import StopRequested, UserError
 from lstmgan.fs import with_path
 from lstmgan.lock import RunLock
 from lstmgan.rundir import RunDir, State, load_checkpoint, prepare
+from lstmgan.runner.status import job_alive
 from lstmgan.tracking.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,6 @@ class Job:
     def __call__(self, progress: Progress | None = None) -> dict[str, Any]:
         if stop_requested():  # a queued run after Ctrl-C: leave no folder behind
             raise StopRequested(f"{self.label} did not start")
-        from lstmgan.runner.slurm import job_alive  # here: runner.slurm imports this module
 
         run_dir = RunDir(self.run_dir)
         try:

@@ -15,8 +15,15 @@ import torch
 
 from lstmgan.environment import usable_cpus
 from lstmgan.errors import StopRequested
-from lstmgan.runner.job import (STOP_SIGNALS, Job, Outcome, Progress, handle_stop_signals, stop_on_signals,
-                                stop_requested)
+from lstmgan.runner.job import (
+    STOP_SIGNALS,
+    Job,
+    Outcome,
+    Progress,
+    handle_stop_signals,
+    stop_on_signals,
+    stop_requested,
+)
 
 
 def run_inprocess(jobs: Sequence[Job], progress: Callable[[int, Job], Progress] | None = None) -> list[Outcome]:
