@@ -21,6 +21,7 @@ import yaml
 from lstmgan.errors import UserError
 from lstmgan.experiments import ABLATION, GAN
 from lstmgan.fs import rows_with, write_text_atomic
+from lstmgan.results.markdown import markdown_table
 from lstmgan.results.summary import Row, RunRecord, cell, load_runs, mean_std_text, series, summarise
 from lstmgan.rundir import RunDir
 
@@ -62,9 +63,7 @@ class Report:
             elif kind == "p":
                 out.append(value)
             elif kind == "table":
-                header, rows = value
-                out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                out += ["| " + " | ".join(r) + " |" for r in rows]
+                out.append(markdown_table(*value))
             elif kind == "img":
                 out.append(f"![{value[1]}]({value[0].relative_to(self.folder)})\n\n*{value[1]}*")
             elif kind == "code":
