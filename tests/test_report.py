@@ -102,3 +102,20 @@ def test_a_preset_overrides_the_top_level_and_unknown_presets_are_errors(tmp_pat
     with pytest.raises(UserError, match="ambiguous"):
         load_study(path, None, {"epochs": 3})
     assert load_study("jobs/study.yaml", "quick", {}).gan.epochs == 15  # the shipped file loads
+
+
+def test_report_with_wandb_gives_the_study_report_run_its_tables_by_heading_and_its_figures(study, tmp_path, cli):
+    import shutil
+
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy)
+    r = cli("report", copy, "--wandb", "offline")
+    assert r.code == 0, r.err
+    spec = json.loads((copy / "wandb-report" / "report.json").read_text())
+    assert sorted(spec["tables"]) == ["ablation-initialisation-input-encoding",
+                                      "part-1-palindromes-vanilla-rnn-vs-lstm", "part-2-gan", "study-report-study"]
+    md = (copy / "report.md").read_text()
+    for row in spec["tables"]["part-1-palindromes-vanilla-rnn-vs-lstm"]["rows"]:
+        assert "| " + " | ".join(row) + " |" in md  # the very table report.md shows
+    assert "figures/ablation.png" in spec["figures"] and all((copy / f).is_file() for f in spec["figures"])
+    assert json.loads((copy / "wandb-report" / "wandb-run.json").read_text())["job_type"] == "report"

@@ -5,6 +5,7 @@ No W&B server is reachable from tests: training-time offline runs and the replay
 recording nothing, when the server is missing or hangs.
 """
 
+import ast
 import json
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from lstmgan.tracking import identity
 from lstmgan.tracking import sync as wandb_sync
 from lstmgan.tracking import tracker as tracking
 from lstmgan.tracking.identity import group_id
+from lstmgan.tracking.publish import publish, publish_report
 from lstmgan.tracking.tracker import Tracker, resolve_mode, where_message
 
 WANDB = str(Path(sys.executable).parent / "wandb")
@@ -283,8 +285,7 @@ def test_the_report_run_holds_the_tables_and_figures_in_the_group(tmp_path):
     folder = tmp_path / "study"
     fig = png(folder / "figures" / "L4.png", 50)
     cfg = TrackingConfig(mode="offline")
-    run = wandb_sync.log_report(folder, {"sweep": (["model", "acc"], [["rnn", "10 %"], ["lstm", "99 %"]])}, [fig],
-                                cfg)
+    run = publish_report(folder, {"sweep": (["model", "acc"], [["rnn", "10 %"], ["lstm", "99 %"]])}, [fig], cfg)
     p = wandb_sync.plan(run, folder)
     assert list(p.tables) == ["sweep"] and [key for _, key, _ in p.images] == ["figures/L4"]
     wandb_sync.replay(p)
@@ -296,7 +297,7 @@ def test_the_report_run_holds_the_tables_and_figures_in_the_group(tmp_path):
     assert any(h.get("figures/L4._type") == "image-file" for h in logged)
     wandb_sync.commit(p)
     assert wandb_sync.plan(run, folder).empty  # the same report again: nothing to send
-    assert wandb_sync.log_report(folder, {}, [], replace(cfg, mode="disabled")) is None
+    assert publish_report(folder, {}, [], replace(cfg, mode="disabled")) is None
 
 
 def test_gan_checkpoints_become_artifacts_at_sync_when_asked(finished_run):
@@ -367,3 +368,34 @@ def test_a_run_folder_from_before_the_identity_file_is_still_synced_whole(finish
     assert f"/lstmgan/{wandb_id} (group {group}, job_type palindrome, name rnn-L4-s0; creates it)" in line
     p = wandb_sync.plan(finished_run, finished_run.parent)
     assert p.ident["config"]["model"] == "rnn" and p.ident["tags"] == ["rnn", "L4"] and len(p.rows) == 3
+
+
+def test_publishing_post_hoc_files_leaves_them_to_sync_offline_and_never_fails_the_step(finished_run, caplog):
+    png(finished_run / "interpolation" / "lerp-0.png", 20)  # a strip made after training
+    before = snapshot(finished_run.parent)
+    publish(finished_run, TrackingConfig(mode="offline"))  # the folder is the truth: `lstmgan sync` sends it later
+    publish(finished_run, TrackingConfig(mode="online"))  # online, W&B out of reach (no credentials): a warning
+    assert snapshot(finished_run.parent) == before
+    assert f"W&B upload of {finished_run} failed" in caplog.text and f"`lstmgan sync {finished_run}` retries" in \
+        caplog.text
+    assert [key for _, key, _ in wandb_sync.plan(finished_run, finished_run).images] == ["interpolation/lerp"]
+
+
+def imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_only_tracking_imports_wandb_and_post_hoc_steps_and_results_never_call_tracking():
+    package = Path(tracking.__file__).parents[1]
+    modules = {str(p.relative_to(package)): imports(p) for p in sorted(package.rglob("*.py"))}
+    wandb_users = {m for m, names in modules.items() if any(n == "wandb" or n.startswith("wandb.") for n in names)}
+    assert wandb_users and all(m.startswith("tracking/") for m in wandb_users), wandb_users
+    callers = {m for m, names in modules.items() if m.startswith(("gan/", "palindrome/", "results/"))
+               and any(n.startswith("lstmgan.tracking") for n in names)}
+    assert not callers  # they return files and numbers; the pipeline publishes them

@@ -1,4 +1,6 @@
-"""Work on a trained GAN run directory: draw samples, make interpolation strips. Nothing here trains."""
+"""Work on a trained GAN run directory: draw samples, make interpolation strips. Nothing here trains, and
+nothing here calls W&B: each step writes files and returns them with its numbers; the caller publishes them
+(lstmgan.tracking.publish)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lstmgan.config import GanConfig, TrackingConfig, from_dict
+from lstmgan.config import GanConfig, from_dict
 from lstmgan.errors import UserError
 from lstmgan.fs import write_bytes_atomic, write_json_atomic
 from lstmgan.gan.classifier import load_classifier
@@ -19,7 +21,6 @@ from lstmgan.gan.models import Generator
 from lstmgan.gan.train import generate, save_grid
 from lstmgan.lock import RunLock
 from lstmgan.rundir import RunDir, load_checkpoint
-from lstmgan.tracking.sync import publish
 
 
 @dataclass
@@ -69,17 +70,18 @@ def write_samples(gan: TrainedGan, n: int, seed: int, out: Path, device: torch.d
 
 
 def make_strips(gan: TrainedGan, *, steps: int, method: str, pairs: int, seed: int, min_confidence: float,
-                tracking: TrackingConfig, device: torch.device) -> list[dict[str, Any]]:
+                device: torch.device) -> list[dict[str, Any]]:
     """`pairs` strips, each between two samples the classifier reads as different classes with
-    confidence ≥ min_confidence. PNG + JSON in <run>/interpolation/, logged to the run's W&B run."""
+    confidence ≥ min_confidence: <run>/interpolation/<method>-<i>.png and <method>.json. Returns each
+    strip's PNG path, its pair and its predicted classes and confidences."""
     with RunLock(gan.run.path):  # never while `lstmgan gan` (or another interpolate) writes this run
         classifier, _ = load_classifier(gan.config.classifier, device)
         return _make_strips(gan, classifier, steps=steps, method=method, pairs=pairs, seed=seed,
-                            min_confidence=min_confidence, tracking=tracking, device=device)
+                            min_confidence=min_confidence, device=device)
 
 
 def _make_strips(gan: TrainedGan, classifier: Any, *, steps: int, method: str, pairs: int, seed: int,
-                 min_confidence: float, tracking: TrackingConfig, device: torch.device) -> list[dict[str, Any]]:
+                 min_confidence: float, device: torch.device) -> list[dict[str, Any]]:
     rng = torch.Generator().manual_seed(seed)
     folder = gan.run.path / "interpolation"
     strips = []
@@ -96,5 +98,4 @@ def _make_strips(gan: TrainedGan, classifier: Any, *, steps: int, method: str, p
         strips.append({"png": str(png), "pair": pair.to_dict(), **strip.to_dict()})
     write_json_atomic(folder / f"{method}.json", {"epoch": gan.epoch, "seed": seed, "steps": steps,
                                                   "min_confidence": min_confidence, "strips": strips})
-    publish(gan.run.path, tracking)  # the strips go to the GAN's own W&B run (online now, else at sync)
     return strips

@@ -2,7 +2,8 @@
 
 Every number and sentence comes from result.json / metrics.jsonl files on disk. Parts whose runs are
 missing or unfinished say so instead of being left out silently. The report is a list of blocks
-rendered twice: as Markdown, and as one self-contained HTML file (figures embedded).
+rendered twice: as Markdown, and as one self-contained HTML file (figures embedded). Nothing here calls
+W&B: the pipeline publishes the report's named tables and figures (lstmgan.tracking.publish).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import yaml
 from lstmgan.errors import UserError
 from lstmgan.experiments import ABLATION, GAN
 from lstmgan.fs import rows_with, write_text_atomic
+from lstmgan.results.markdown import markdown_table
 from lstmgan.results.summary import Row, RunRecord, cell, load_runs, mean_std_text, series, summarise
 from lstmgan.rundir import RunDir
 
@@ -54,6 +56,29 @@ class Report:
     def code(self, text: str) -> None:
         self.blocks.append(("code", text))
 
+    @property
+    def md_path(self) -> Path:
+        return self.folder / "report.md"
+
+    @property
+    def html_path(self) -> Path:
+        return self.folder / "report.html"
+
+    def named_tables(self) -> dict[str, tuple[list[str], list[list[str]]]]:
+        """Every table, named by the heading above it in lower-case words joined by `-` (the W&B report
+        run's `tables/<name>`); a second table under one heading gets its position appended."""
+        tables: dict[str, tuple[list[str], list[list[str]]]] = {}
+        heading = "report"
+        for kind, value in self.blocks:
+            if kind == "h":
+                heading = value[1]
+            elif kind == "table":
+                name = "".join(c if c.isalnum() else "-" for c in heading.lower()).strip("-")
+                while "--" in name:
+                    name = name.replace("--", "-")
+                tables[name if name not in tables else f"{name}-{len(tables)}"] = value
+        return tables
+
     def markdown(self) -> str:
         out = []
         for kind, value in self.blocks:
@@ -62,9 +87,7 @@ class Report:
             elif kind == "p":
                 out.append(value)
             elif kind == "table":
-                header, rows = value
-                out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                out += ["| " + " | ".join(r) + " |" for r in rows]
+                out.append(markdown_table(*value))
             elif kind == "img":
                 out.append(f"![{value[1]}]({value[0].relative_to(self.folder)})\n\n*{value[1]}*")
             elif kind == "code":
@@ -272,10 +295,10 @@ def config_section(report: Report, groups: dict[str, list[Path]]) -> None:
             report.p("Varied across runs: " + "; ".join(f"{k} ∈ {v}" for k, v in swept.items()) + ".")
 
 
-def build_report(folder: Path, tracking_mode: str = "disabled") -> tuple[Path, Path]:
-    """Write report.md and report.html (+ figures/) for the study in `folder`; return both paths.
-    `folder` is a study or sweep folder, never a single run's (a report must not write into a run).
-    Logs to W&B only when asked (tracking_mode other than "disabled")."""
+def build_report(folder: Path) -> Report:
+    """Write report.md and report.html (+ figures/) for the study in `folder`; return the report (its
+    paths, named tables and figures). `folder` is a study or sweep folder, never a single run's (a report
+    must not write into a run)."""
     if (folder / "config.yaml").exists() or (folder / "checkpoint.pt").exists():
         raise UserError(f"{folder} is a run folder; give the study or sweep folder that holds it, e.g. "
                         f"{folder.parent}")
@@ -296,30 +319,6 @@ def build_report(folder: Path, tracking_mode: str = "disabled") -> tuple[Path, P
     part_gan(report, folder / GAN, figures)
     config_section(report, {"Palindrome sweep": [r.path for r in sweep_records],
                              "Ablation": [r.path for r in ablation_records], "GAN": gan_runs})
-    md, page = folder / "report.md", folder / "report.html"
-    write_text_atomic(md, report.markdown())
-    write_text_atomic(page, report.html(f"lstmgan study report — {folder.name}"))
-    if tracking_mode != "disabled":
-        log_to_wandb(report, tracking_mode)
-    return md, page
-
-
-def log_to_wandb(report: Report, tracking: str | Any) -> None:
-    """The report's tables (as W&B Tables) and figures as one W&B run, job_type 'report', in the folder's
-    group (tracking: a TrackingConfig or just a mode)."""
-    from lstmgan.config import TrackingConfig
-    from lstmgan.tracking.sync import log_report
-
-    if isinstance(tracking, str):
-        tracking = TrackingConfig(mode=tracking)
-    tables: dict[str, tuple[list[str], list[list[str]]]] = {}
-    heading = "report"
-    for kind, value in report.blocks:
-        if kind == "h":
-            heading = value[1]
-        elif kind == "table":
-            name = "".join(c if c.isalnum() else "-" for c in heading.lower()).strip("-")
-            while "--" in name:
-                name = name.replace("--", "-")
-            tables[name if name not in tables else f"{name}-{len(tables)}"] = value
-    log_report(report.folder, tables, report.figures, tracking)
+    write_text_atomic(report.md_path, report.markdown())
+    write_text_atomic(report.html_path, report.html(f"lstmgan study report — {folder.name}"))
+    return report

@@ -1,4 +1,5 @@
-"""A palindrome sweep: expand model × length × seed × grid into jobs; summarise finished run directories.
+"""A palindrome sweep's summary: a row per model × length × varied settings, over seeds, as summary.md,
+summary.csv and figures/L<length>.png (the jobs themselves are made in lstmgan/experiments.py).
 
 The summary is rebuilt from disk alone (config.yaml + result.json + metrics.jsonl of each run), so it
 works the same after a local sweep, after SLURM jobs came back, or on a half-finished sweep. Which
@@ -21,14 +22,12 @@ from typing import Any
 from lstmgan.config import PalindromeConfig, from_dict, run_kind
 from lstmgan.errors import UserError
 from lstmgan.fs import is_number, rows_with, write_text_atomic
+from lstmgan.results.markdown import markdown_table
 from lstmgan.rundir import RunDir
 
 # Settings that never count as varied: the sweep's own axes (rows and run names show them already) and
 # where a run trained, which does not change what it is.
 NOT_VARIED = ("model", "length", "seed", "device")
-
-
-# --- summary ---------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -164,10 +163,8 @@ def table_rows(rows: list[Row]) -> list[list[str]]:
 def write_summary(sweep_dir: Path, records: list[RunRecord]) -> list[Row]:
     """summary.md, summary.csv and figures/L<length>.png in the sweep folder, from the runs on disk."""
     rows = summarise(records)
-    header = table_header(rows)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(rows)]
-    write_text_atomic(sweep_dir / "summary.md", f"# Sweep {sweep_dir.name}\n\n" + "\n".join(lines) + "\n")
+    table = markdown_table(table_header(rows), table_rows(rows))
+    write_text_atomic(sweep_dir / "summary.md", f"# Sweep {sweep_dir.name}\n\n{table}\n")
     buf = io.StringIO()
     writer = csv.writer(buf)
     varied = list(rows[0].settings) if rows else []

@@ -1,5 +1,5 @@
-"""Who a run is in W&B: its run id (kept in the run folder), its group (kept in the sweep folder), and the
-records of what W&B holds."""
+"""Who a run is in W&B: its run id and identity (kept in the run folder), its group (kept in the sweep or
+study folder), and the record of what W&B holds of the folder."""
 
 from __future__ import annotations
 
@@ -10,23 +10,20 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from lstmgan.config import TrackingConfig
 from lstmgan.fs import write_json_atomic, write_text_atomic
 
-IDENTITY_FILE = "wandb-run.json"
-
-
-SYNC_FILE = "wandb-sync.json"
-
-
-GROUP_FILE = "wandb-group"
-
+ID_FILE = "wandb-id"  # in a run folder: its W&B run id
+IDENTITY_FILE = "wandb-run.json"  # in a run folder: identity_record()
+SYNC_FILE = "wandb-sync.json"  # in a run folder: sync_record()
+GROUP_FILE = "wandb-group"  # in a sweep or study folder: group_id()
 
 _GROUPS: dict[Path, str] = {}
 
 
 def run_id(run_path: Path, *, create: bool = True) -> str | None:
     """The folder's W&B id (made on first use): resumes, requeues and syncs all address this one run."""
-    id_file = run_path / "wandb-id"
+    id_file = run_path / ID_FILE
     if not id_file.exists():
         if not create:
             return None
@@ -56,7 +53,7 @@ def _group_of_runs(folder: Path) -> str | None:
         return None
     for pattern in (f"*/{IDENTITY_FILE}", f"*/*/{IDENTITY_FILE}"):
         for path in sorted(folder.glob(pattern)):
-            group = _read_json(path).get("group")
+            group = read_json(path).get("group")
             if isinstance(group, str) and group.startswith(folder.name + "-"):
                 return group
     return None
@@ -74,7 +71,8 @@ def write_once(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a bookkeeping file; {} when it is missing, unreadable or not an object."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -82,13 +80,23 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def identity_record(wandb_id: str, tracking: TrackingConfig, *, name: str, step_key: str, config: dict[str, Any],
+                    url: str | None = None) -> dict[str, Any]:
+    """What <run>/wandb-run.json holds: all `lstmgan sync` needs to replay the folder into the same W&B run
+    (W&B's own settings come from `tracking`; `url` once W&B has been reached online)."""
+    return {"id": wandb_id, "project": tracking.project, "entity": tracking.entity, "group": tracking.group,
+            "job_type": tracking.job_type, "tags": list(tracking.tags), "name": name, "step_key": step_key,
+            "artifacts": tracking.artifacts, "url": url, "config": config}
+
+
 def identity(run_path: Path) -> dict[str, Any]:
-    return _read_json(run_path / IDENTITY_FILE)
+    """The folder's recorded identity ({} for a folder trained before it recorded one)."""
+    return read_json(run_path / IDENTITY_FILE)
 
 
 def sync_record(run_path: Path) -> dict[str, Any]:
     """What W&B holds of this folder: {"id", "last_step", "files": {relative path: hash}}."""
-    record = _read_json(run_path / SYNC_FILE)
+    record = read_json(run_path / SYNC_FILE)
     record.setdefault("last_step", None)
     record.setdefault("files", {})
     return record

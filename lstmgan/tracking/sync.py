@@ -19,7 +19,6 @@ files with one id whose steps overlap, and post-hoc work would add a record with
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import shutil
@@ -32,30 +31,30 @@ from typing import Any
 
 from lstmgan.config import TrackingConfig, run_kind
 from lstmgan.errors import UserError, first_line
-from lstmgan.fs import write_json_atomic
 from lstmgan.rundir import RunDir
 from lstmgan.tracking.identity import (
     GROUP_FILE,
     IDENTITY_FILE,
     group_id,
     identity,
+    identity_record,
+    read_json,
     run_id,
     sync_record,
     write_once,
     write_sync_record,
 )
 from lstmgan.tracking.tracker import (
-    define_metrics,
     file_hash,
     has_credentials,
-    resolve_mode,
+    init_run,
+    log_checkpoint,
     summary_digest,
     summary_values,
+    text_hash,
     wandb_row,
     wandb_settings,
 )
-
-log = logging.getLogger(__name__)
 
 REPORT_DIR = "wandb-report"  # a sweep's or study's report run: report.json (tables, figures) + identity
 REPLAY_DIR = "wandb-sync"  # the offline run a sync builds and uploads (kept until the next sync)
@@ -155,9 +154,9 @@ def _identity(run: Path, root: Path, *, create: bool) -> dict[str, Any]:
     else:
         group = ((group_folder / GROUP_FILE).read_text().strip() if (group_folder / GROUP_FILE).exists()
                  else f"{group_folder.name}-(new)")
-    return {"id": run_id(run, create=create) or "(new id)", "project": "lstmgan", "entity": None, "group": group,
-            "job_type": kind, "tags": tags, "name": run.name, "step_key": "step" if kind == "gan" else "epoch",
-            "artifacts": False, "config": {**config, "kind": kind}}
+    tracking = TrackingConfig(group=group, job_type=kind, tags=tuple(tags))  # the default project
+    return identity_record(run_id(run, create=create) or "(new id)", tracking, name=run.name,
+                           step_key="step" if kind == "gan" else "epoch", config={**config, "kind": kind})
 
 
 # --- planning ------------------------------------------------------------------------------------------
@@ -220,14 +219,14 @@ def _plan_run(p: Plan, record: dict[str, Any]) -> None:
 
 
 def _plan_report(p: Plan, record: dict[str, Any]) -> None:
-    spec = _read_report(p.run)
+    spec = read_json(p.run / "report.json")
     base = p.run.parent
     p.last_step = (record["last_step"] or 0) + 1  # each upload of a changed report is the next step
     for name, table in spec.get("tables", {}).items():
-        digest = json.dumps(table, sort_keys=True)
+        digest = text_hash(json.dumps(table, sort_keys=True))
         key = f"table:{name}"
-        if record["files"].get(key) != _short(digest):
-            p.files[key] = _short(digest)
+        if record["files"].get(key) != digest:
+            p.files[key] = digest
             p.tables[name] = table
     for rel in spec.get("figures", []):
         path = base / rel
@@ -237,21 +236,8 @@ def _plan_report(p: Plan, record: dict[str, Any]) -> None:
         p.last_step = record["last_step"]
 
 
-def _short(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def _slug(rel: str) -> str:
     return str(Path(rel).with_suffix("")).replace("figures/", "", 1).replace("/", "_")
-
-
-def _read_report(run: Path) -> dict[str, Any]:
-    try:
-        return json.loads((run / "report.json").read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 # --- replay and upload ---------------------------------------------------------------------------------
@@ -265,15 +251,11 @@ def replay(p: Plan) -> Path:
     dest = p.run / REPLAY_DIR
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    i = p.ident
-    step_key = i["step_key"]
-    wb = wandb.init(project=i.get("project"), entity=i.get("entity"), group=i.get("group"), job_type=i.get("job_type"),
-                    tags=list(i.get("tags") or ()), name=i.get("name"), config=i.get("config") or {},
-                    dir=str(dest), id=i["id"], resume="allow" if p.resume else None, mode="offline",
-                    settings=wandb_settings(system_metrics=False, replay=True))
+    step_key = p.ident["step_key"]
+    wb = init_run(p.ident, dest, mode="offline", resume="allow" if p.resume else None,
+                  settings=wandb_settings(system_metrics=False, replay=True))
     try:
         offline_dir = Path(wb.dir).parent
-        define_metrics(wb, step_key)
         events: list[tuple[int, int, Any]] = [(r[step_key], 0, r) for r in p.rows]
         events += [(step, 1, (key, paths)) for step, key, paths in p.images]
         for step, kind, item in sorted(events, key=lambda e: (e[0], e[1])):
@@ -289,9 +271,7 @@ def replay(p: Plan) -> Path:
         if p.summary:
             wb.summary.update(p.summary)
         if p.artifact is not None:
-            artifact = wandb.Artifact(f"checkpoint-{i['id']}", type="model", metadata={"run_folder": p.run.name})
-            artifact.add_file(str(p.artifact), name=p.artifact.name)
-            wb.log_artifact(artifact)
+            log_checkpoint(wb, p.ident["id"], p.artifact, p.run.name)
         wb.finish()
     except BaseException:
         wb.finish(exit_code=1)
@@ -367,53 +347,3 @@ def sync(folder: Path, dry_run: bool) -> list[str]:
         lines += p.describe()
     lines.append(f"uploaded {len(todo)} of {len(plans)} run(s); the others were up to date")
     return lines
-
-
-# --- the report run --------------------------------------------------------------------------------
-
-
-def log_report(folder: Path, tables: dict[str, tuple[list[str], list[list[Any]]]], figures: list[Path],
-               tracking: TrackingConfig) -> Path | None:
-    """The sweep's or study's comparison as one W&B run (job_type report) in the folder's group: its
-    summary tables as W&B Tables and its figures. Written as <folder>/wandb-report/report.json (the
-    report run's folder); uploaded now when online, by `lstmgan sync <folder>` otherwise. A W&B failure
-    is a warning. Returns the report run folder (None when W&B is disabled)."""
-    mode = resolve_mode(tracking.mode)
-    if mode == "disabled":
-        return None
-    run = folder / REPORT_DIR
-    run.mkdir(parents=True, exist_ok=True)
-    group = tracking.group or group_id(folder)
-    spec = {"tables": {name: {"header": list(h), "rows": [[_cell(c) for c in r] for r in rows]}
-                       for name, (h, rows) in tables.items()},
-            "figures": [os.path.relpath(f, folder) for f in figures]}
-    write_json_atomic(run / "report.json", spec)
-    old = identity(run)
-    ident = {"id": run_id(run), "project": tracking.project, "entity": tracking.entity, "group": group,
-             "job_type": "report", "tags": sorted({"report", *tracking.tags}), "name": f"report-{folder.name}",
-             "step_key": "step", "artifacts": False, "url": old.get("url"),
-             "config": {"kind": "report", "folder": folder.name, "tables": sorted(tables),
-                        "figures": len(figures)}}
-    write_json_atomic(run / IDENTITY_FILE, ident)
-    if mode == "online":
-        try:
-            sync(run, dry_run=False)
-        except Exception as e:  # noqa: BLE001 - the report on disk is the result; W&B is a copy of it
-            log.warning("W&B report upload failed (%s); `lstmgan sync %s` retries",
-                                                e, folder)
-    return run
-
-
-def _cell(value: Any) -> Any:
-    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
-
-
-def publish(run: Path, tracking: TrackingConfig) -> None:
-    """After post-hoc work on a run folder (interpolation strips): online, upload what is new to the run's
-    own W&B run now; offline, `lstmgan sync` will. Never raises for W&B."""
-    if resolve_mode(tracking.mode) != "online":
-        return
-    try:
-        sync(run, dry_run=False)
-    except Exception as e:  # noqa: BLE001 - post-hoc work is done; W&B is a copy of it
-        log.warning("W&B upload of %s failed (%s); `lstmgan sync %s` retries", run, e, run)

@@ -10,6 +10,7 @@ Online, the tracker logs live and records what it sent; offline, it writes W&B's
 leet`), which are never uploaded as such: `lstmgan sync` replays the folder into one offline run holding
 only what W&B lacks and uploads that (lstmgan/tracking/sync.py). So a resumed or requeued run, or a strip made
 later by `lstmgan interpolate`, never makes a second record with the same id, and no step is sent twice.
+What the live tracker and that replay share (W&B's metric names, run start, checkpoint artifact) is here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import netrc
 import os
 import shlex
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -30,9 +32,11 @@ from lstmgan.fs import read_jsonl, write_json_atomic, write_text_atomic
 from lstmgan.rundir import RunDir
 from lstmgan.tracking.identity import (
     GROUP_FILE,
+    ID_FILE,
     IDENTITY_FILE,
     SYNC_FILE,
     identity,
+    identity_record,
     run_id,
     sync_record,
     write_once,
@@ -68,6 +72,11 @@ def resolve_mode(mode: str) -> str:
     if env == "dryrun":
         return "offline"
     return "online" if has_credentials() else "offline"
+
+
+def offline_tracking(tracking: TrackingConfig) -> TrackingConfig:
+    """Compute nodes often have no internet: W&B `auto` means offline there (`lstmgan sync` uploads later)."""
+    return replace(tracking, mode="offline") if tracking.mode == "auto" else tracking
 
 
 def has_credentials() -> bool:
@@ -111,7 +120,11 @@ def summary_values(result: dict[str, Any]) -> dict[str, Any]:
 
 def summary_digest(result: dict[str, Any]) -> str:
     """Identifies the summary sent for a result (the live tracker and sync agree on it)."""
-    return hashlib.sha256(json.dumps(summary_values(result), sort_keys=True).encode()).hexdigest()[:16]
+    return text_hash(json.dumps(summary_values(result), sort_keys=True))
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def file_hash(path: Path) -> str:
@@ -122,8 +135,6 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-
-
 def wandb_settings(*, system_metrics: bool, replay: bool = False) -> Any:
     """No prompts, no console capture; a replay records neither its own process's stats nor the git state
     of wherever `lstmgan sync` runs."""
@@ -131,6 +142,28 @@ def wandb_settings(*, system_metrics: bool, replay: bool = False) -> Any:
 
     return wandb.Settings(silent=True, console="off", x_disable_stats=not system_metrics, init_timeout=60,
                           disable_git=replay)
+
+
+def init_run(ident: dict[str, Any], folder: Path, *, mode: str, resume: str | None, settings: Any) -> Any:
+    """The W&B run of a recorded identity (identity_record()), its W&B files under `folder`, every metric
+    against the identity's step key."""
+    import wandb  # imported lazily: W&B's import is slow, and runs with --wandb disabled never need it
+
+    wb = wandb.init(project=ident.get("project"), entity=ident.get("entity"), group=ident.get("group"),
+                    job_type=ident.get("job_type"), tags=list(ident.get("tags") or ()), name=ident.get("name"),
+                    config=ident.get("config") or {}, dir=str(folder), id=ident["id"], resume=resume, mode=mode,
+                    settings=settings)
+    define_metrics(wb, ident["step_key"])
+    return wb
+
+
+def log_checkpoint(wb: Any, wandb_id: str, checkpoint: Path, folder_name: str) -> None:
+    """A GAN checkpoint as the model artifact `checkpoint-<W&B id>` of the run (live, or at sync)."""
+    import wandb
+
+    artifact = wandb.Artifact(f"checkpoint-{wandb_id}", type="model", metadata={"run_folder": folder_name})
+    artifact.add_file(str(checkpoint), name="checkpoint.pt")
+    wb.log_artifact(artifact)
 
 
 # --- the tracker -------------------------------------------------------------------------------------
@@ -151,7 +184,7 @@ class Tracker:
         if resume_at is None and uploaded:
             # A fresh start in a folder W&B already holds steps of: a new W&B run, not a second history.
             (run.path / SYNC_FILE).unlink(missing_ok=True)
-            (run.path / "wandb-id").unlink(missing_ok=True)
+            (run.path / ID_FILE).unlink(missing_ok=True)
             (run.path / IDENTITY_FILE).unlink(missing_ok=True)
         self._wandb: Any = None
         self._skip_until: float = float("-inf")  # online resume: steps W&B already holds
@@ -161,7 +194,7 @@ class Tracker:
         self._recorded_at = time.monotonic()
         self._record_identity(name, config)
         if self.mode != "disabled":
-            self._wandb = self._guard("init", lambda: self._init_wandb(cfg, name, config))
+            self._wandb = self._guard("init", lambda: self._init_wandb(cfg.system_metrics))
 
     def _truncate(self, resume_at: int | None) -> None:
         """On resume keep only rows the checkpoint covers; rows after it will be produced again."""
@@ -177,12 +210,8 @@ class Tracker:
         self.run.path.mkdir(parents=True, exist_ok=True)
         self.id = run_id(self.run.path)
         old = identity(self.run.path)
-        self.identity = {
-            "id": self.id, "project": cfg.project, "entity": cfg.entity, "group": cfg.group,
-            "job_type": cfg.job_type, "tags": list(cfg.tags), "name": name, "step_key": self.step_key,
-            "artifacts": cfg.artifacts, "url": old.get("url"),
-            "config": {**config, "kind": config.get("kind", cfg.job_type)},
-        }
+        self.identity = identity_record(self.id, cfg, name=name, step_key=self.step_key, url=old.get("url"),
+                                        config={**config, "kind": config.get("kind", cfg.job_type)})
         if self.identity != old:
             write_json_atomic(self.run.path / IDENTITY_FILE, self.identity)
         self._pin_group()
@@ -203,15 +232,9 @@ class Tracker:
                         log.warning("cannot write %s; a rerun may get another W&B group", parent / GROUP_FILE)
                 return
 
-    def _init_wandb(self, cfg: TrackingConfig, name: str, config: dict[str, Any]) -> Any:
-        import wandb  # imported lazily: W&B's import is slow, and runs with --wandb disabled never need it
-
-        wb = wandb.init(
-            project=cfg.project, entity=cfg.entity, group=cfg.group, job_type=cfg.job_type,
-            tags=list(cfg.tags), name=name, config=self.identity["config"], dir=str(self.run.path),
-            id=self.id, resume="allow", mode=self.mode, settings=wandb_settings(system_metrics=cfg.system_metrics),
-        )
-        define_metrics(wb, self.step_key)
+    def _init_wandb(self, system_metrics: bool) -> Any:
+        wb = init_run(self.identity, self.run.path, mode=self.mode, resume="allow",
+                      settings=wandb_settings(system_metrics=system_metrics))
         if self.mode == "online":
             if wb.resumed:  # W&B already holds the steps up to its summary's; never send them twice
                 last = wb.summary.get(self.step_key)
@@ -277,11 +300,7 @@ class Tracker:
         self._wandb = None
 
     def _log_checkpoint(self) -> None:
-        import wandb
-
-        artifact = wandb.Artifact(f"checkpoint-{self.id}", type="model", metadata={"run_folder": self.run.path.name})
-        artifact.add_file(str(self.run.checkpoint_file), name="checkpoint.pt")
-        self._wandb.log_artifact(artifact)
+        log_checkpoint(self._wandb, self.id, self.run.checkpoint_file, self.run.path.name)
         self._sent_files["checkpoint.pt"] = file_hash(self.run.checkpoint_file)
 
     def _record_sent(self, force: bool = False) -> None:
