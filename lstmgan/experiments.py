@@ -77,7 +77,7 @@ def study_jobs(cfg: StudyConfig, out: Path, tracking: TrackingConfig, *, force: 
             gan_job(cfg.gan, out / GAN, tracking, force=force)]
 
 
-def interpolation_strips(cfg: StudyConfig, gan_run: Path, tracking: TrackingConfig) -> list[dict[str, Any]]:
+def interpolation_strips(cfg: StudyConfig, gan_run: Path) -> list[dict[str, Any]]:
     """The study's interpolation strips for its GAN run, with the study's settings (steps, pairs, the
     classifier confidence both ends need). A UserError when no confident pair exists: the caller reports
     it as a result (a weak GAN), not as a failed study."""
@@ -86,7 +86,7 @@ def interpolation_strips(cfg: StudyConfig, gan_run: Path, tracking: TrackingConf
     device = resolve_device(cfg.gan.device)
     return make_strips(load_trained(gan_run, device), steps=cfg.interpolation_steps, method="lerp",
                        pairs=cfg.interpolation_pairs, seed=0, min_confidence=cfg.interpolation_min_confidence,
-                       tracking=tracking, device=device)
+                       device=device)
 
 
 def run_name(cfg: PalindromeConfig, *, variant: bool = False, keys: Sequence[str] = ()) -> str:

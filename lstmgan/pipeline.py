@@ -169,12 +169,14 @@ def study_runner(show: Display, cfg: StudyConfig, tracking: TrackingConfig, work
 
     def run(jobs: Sequence[Job], reporter: Reporters) -> None:
         from lstmgan.experiments import interpolation_strips
+        from lstmgan.tracking.publish import publish
 
         palindromes, gan = list(jobs[:-1]), list(jobs[-1:])
         run_palindromes(palindromes, reporter)
         in_order(gan, lambda i, job: reporter(len(palindromes) + i, job))
         try:
-            interpolation_strips(cfg, gan[0].run_dir, tracking)
+            if interpolation_strips(cfg, gan[0].run_dir):
+                publish(gan[0].run_dir, tracking)
         except UserError as e:  # a weak GAN is a result to report, not a failed study
             show.warn(f"interpolation skipped: {e}")
 
@@ -197,6 +199,7 @@ def run_on_slurm(show: Display, jobs: Sequence[Job], sweep_dir: Path, request: S
     exit code 1 if a task failed."""
     from lstmgan.runner.slurm import gpu_warning, preview, submit
     from lstmgan.runner.status import wait
+    from lstmgan.tracking.tracker import offline_tracking
 
     if warning := gpu_warning(jobs, request.profile):
         show.warn(f"warning: {warning}")
@@ -213,8 +216,7 @@ def run_on_slurm(show: Display, jobs: Sequence[Job], sweep_dir: Path, request: S
     show.print_status(sweep_dir, statuses)
     if summary_title:
         show_summary(show, sweep_dir, summary_title, replace(jobs[0].tracking, tags=()))  # the sweep's, not a run's
-    mode = jobs[0].tracking.mode
-    wandb_line(show, jobs, "offline" if mode == "auto" else mode)  # as slurm.offline_tracking
+    wandb_line(show, jobs, offline_tracking(jobs[0].tracking).mode)  # W&B `auto` is offline on compute nodes
     failed = [s for s in statuses if s.outcome == "failed"]
     if not failed:
         return 0
@@ -241,20 +243,20 @@ def show_summary(show: Display, sweep_dir: Path, title: str, tracking: TrackingC
     (job_type report, in the sweep's group)."""
     table = summary_table(show, sweep_dir, title)
     if tracking is not None:
-        from lstmgan.tracking.sync import log_report
+        from lstmgan.tracking.publish import publish_report
 
-        log_report(sweep_dir, {"summary": table}, figures(sweep_dir), tracking)
+        publish_report(sweep_dir, {"summary": table}, figures(sweep_dir), tracking)
     show.say(f"Summary: {sweep_dir / 'summary.md'}, figures: {sweep_dir / 'figures'}")
 
 
 def study_summary(show: Display, cfg: StudyConfig, out: Path, tracking: TrackingConfig) -> None:
     """The study's palindrome sweep, printed and sent to the study's W&B report run (`lstmgan report --wandb`
     adds the rest)."""
-    from lstmgan.tracking.sync import log_report
+    from lstmgan.tracking.publish import publish_report
 
     sweep_dir = out / cfg.sweep.name
     table = summary_table(show, sweep_dir, f"Study {out.name}: palindrome sweep")
-    log_report(out, {"palindrome": table}, figures(sweep_dir), tracking)
+    publish_report(out, {"palindrome": table}, figures(sweep_dir), tracking)
     show.say(f"Study complete: runs under {out}. Next: lstmgan report {out}")
 
 

@@ -56,11 +56,11 @@ def test_the_study_interpolates_with_its_own_confidence_rule(tmp_path):
         "interpolation_min_confidence": 0.05})  # a 1-epoch GAN on noise: any two classes will do
     job = gan_job(study.gan, tmp_path / "gan", OFF, force=False)
     job()
-    (strip,) = interpolation_strips(study, job.run_dir, OFF)
+    (strip,) = interpolation_strips(study, job.run_dir)
     assert len(strip["classes"]) == 3 + 2 and Path(strip["png"]).exists()
     stored = json.loads((job.run_dir / "interpolation" / "lerp.json").read_text())
     assert stored["min_confidence"] == 0.05
     from lstmgan.results.report import build_report
 
-    md, _ = build_report(tmp_path)  # tmp_path is laid out as a study folder: gan/<run>/
-    assert "both ends read as their class with confidence ≥ 0.05" in md.read_text()  # the report states the rule
+    report = build_report(tmp_path)  # tmp_path is laid out as a study folder: gan/<run>/
+    assert "both ends read as their class with confidence ≥ 0.05" in report.md_path.read_text()  # states the rule

@@ -78,6 +78,7 @@ def interpolate(
 ) -> None:
     """Interpolate in latent space between two samples of different classes; a strip per pair."""
     from lstmgan.gan.posthoc import load_trained, make_strips
+    from lstmgan.tracking.publish import publish
 
     require(steps >= 1, "--steps", "at least 1", steps)
     require(pairs >= 1, "--pairs", "at least 1", pairs)
@@ -86,7 +87,8 @@ def interpolate(
     tracking = TrackingConfig(mode=value(wandb), project=wandb_project, entity=wandb_entity)
     dev = torch_device(device)
     strips = make_strips(load_trained(run_dir, dev), steps=steps, method=value(method), pairs=pairs, seed=seed,
-                         min_confidence=min_confidence, tracking=tracking, device=dev)
+                         min_confidence=min_confidence, device=dev)
+    publish(run_dir, tracking)
     for strip in strips:
         say(f"{strip['png']}: {' → '.join(str(c) for c in strip['classes'])}")
 

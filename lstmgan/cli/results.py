@@ -83,8 +83,12 @@ def report(
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; give the study folder, e.g. runs/study")
     check_writable(folder)
-    md, page = build_report(folder, value(wandb))
-    say(f"Report: {md} and {page}")
+    built = build_report(folder)
+    if wandb is not WandbMode.disabled:
+        from lstmgan.tracking.publish import publish_report
+
+        publish_report(folder, built.named_tables(), built.figures, TrackingConfig(mode=value(wandb)))
+    say(f"Report: {built.md_path} and {built.html_path}")
 
 
 @app.command(rich_help_panel=PANEL)

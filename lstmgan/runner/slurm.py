@@ -40,7 +40,8 @@ import submitit
 from submitit.core.utils import FailedJobError, FailedSubmissionError
 from submitit.slurm.slurm import SlurmExecutor
 
-from lstmgan.config import TrackingConfig, apply, to_dict
+from lstmgan.config import apply, to_dict
+from lstmgan.tracking.tracker import offline_tracking
 from lstmgan.errors import StopRequested, UserError, first_line
 from lstmgan.fs import write_json_atomic
 from lstmgan.overrides import load_yaml
@@ -257,10 +258,6 @@ def _resources(p: ClusterProfile) -> str:
     return (f"partition {p.partition or '(default)'}, {p.cpus} CPUs, {mem}, {p.gpus} GPUs, "
             f"{p.time} min per task")
 
-
-def offline_tracking(tracking: TrackingConfig) -> TrackingConfig:
-    """Compute nodes often have no internet: W&B `auto` means offline there (`lstmgan sync` uploads later)."""
-    return replace(tracking, mode="offline") if tracking.mode == "auto" else tracking
 
 
 def submit(jobs: Sequence[Job], sweep_dir: Path, profile: ClusterProfile, source: str) -> dict[str, Any]:
