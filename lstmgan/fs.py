@@ -23,8 +23,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import torch
-
 from lstmgan.errors import UserError
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
@@ -232,6 +230,8 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 def save_torch_atomic(obj: Any, path: Path) -> None:
     """torch.save into memory, then one atomic write: a full disk then surfaces as an OSError naming `path`
     (torch would wrap it in a RuntimeError), and the previous file stays whole."""
+    import torch  # here, not at the top: the CLI imports this module and `--help` must not load torch
+
     buf = io.BytesIO()
     torch.save(obj, buf)
     write_bytes_atomic(path, buf.getbuffer())

@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lstmgan.config import GanConfig, TrackingConfig, to_dict
 from lstmgan.errors import UserError
+from lstmgan.words import plural
 
 if TYPE_CHECKING:
-    from lstmgan.config import StudyConfig
+    from lstmgan.config import GanConfig, StudyConfig, TrackingConfig
     from lstmgan.runner.job import Job, Progress
     from lstmgan.runner.slurm import ClusterProfile
     from lstmgan.runner.status import TaskStatus
@@ -72,6 +72,8 @@ def execute(show: Display, flow: Flow, jobs: Sequence[Job], resolved: Any, *, fo
     `checks`. Then: --print-config prints `resolved`; --dry-run lists what would happen; SLURM submits (or
     prints the sbatch script); otherwise `run` trains here and `done` prints the results, followed by where
     the W&B runs went."""
+    from lstmgan.config import to_dict
+
     if flow.print_config:
         import yaml
 
@@ -98,6 +100,7 @@ def execute(show: Display, flow: Flow, jobs: Sequence[Job], resolved: Any, *, fo
 
 def preflight(jobs: Sequence[Job], out: Path) -> list[Any]:
     """Check every run folder. Returns what each run would do (a rundir.State)."""
+    from lstmgan.config import to_dict
     from lstmgan.fs import check_writable
     from lstmgan.rundir import RunDir, decide
     from lstmgan.runner.status import job_alive
@@ -121,7 +124,7 @@ def check_gan_inputs(cfg: GanConfig) -> None:
 def show_plan(show: Display, jobs: Sequence[Job], states: Sequence[Any]) -> None:
     """--dry-run without --slurm: per run, whether it would train, resume or be skipped."""
     actions = {"fresh": "train", "resume": "resume from its checkpoint", "done": "skip (finished; --force retrains)"}
-    show.print_table(f"{len(jobs)} run(s); nothing was run or written",
+    show.print_table(f"{plural(len(jobs), 'run')}; nothing was run or written",
                      [[job.label, actions[state.value], str(job.run_dir)] for job, state in zip(jobs, states)],
                      ["run", "would", "folder"])
 
@@ -207,46 +210,59 @@ def run_on_slurm(show: Display, jobs: Sequence[Job], sweep_dir: Path, request: S
         show.say(preview(jobs, sweep_dir, request.profile, request.source))
         return 0
     record = submit(jobs, sweep_dir, request.profile, request.source)
-    show.say(f"Submitted SLURM job {record['job_id']} ({len(record['tasks'])} task(s), {len(jobs)} run(s)) → "
-             f"{sweep_dir}; follow it with `lstmgan status {sweep_dir}`")
+    show.say(f"Submitted SLURM job {record['job_id']} ({plural(len(record['tasks']), 'task')}, "
+             f"{plural(len(jobs), 'run')}) → {sweep_dir}; follow it with `lstmgan status {sweep_dir}`")
     if not request.wait:
         return 0
     with show.progress_display(quiet, len(jobs)) as progress:
         statuses = wait(sweep_dir, record, lambda s: show.task_counts(progress, s))
     show.print_status(sweep_dir, statuses)
     if summary_title:
-        show_summary(show, sweep_dir, summary_title, replace(jobs[0].tracking, tags=()))  # the sweep's, not a run's
+        show_summary(show, sweep_dir, summary_title, replace(jobs[0].tracking, tags=()),  # the sweep's, not a run's
+                     runs=[job.run_dir for job in jobs])
     wandb_line(show, jobs, offline_tracking(jobs[0].tracking).mode)  # W&B `auto` is offline on compute nodes
     failed = [s for s in statuses if s.outcome == "failed"]
     if not failed:
         return 0
-    show.warn(f"{len(failed)} of {len(statuses)} task(s) failed: {failed[0].run_dir.name}: {failed[0].error} "
-              f"(log: {failed[0].log})")
+    show.warn(f"{len(failed)} of {plural(len(statuses), 'task')} failed: {failed[0].run_dir.name}: "
+              f"{failed[0].error} (log: {failed[0].log})")
     return 1
 
 
 # --- summaries ----------------------------------------------------------------------------------------------------
 
 
-def summary_table(show: Display, sweep_dir: Path, title: str) -> tuple[list[str], list[list[Any]]]:
-    """Write summary.md/.csv and the figures from the run folders on disk; print the table and return it."""
-    from lstmgan.results.summary import load_runs, table_header, table_rows, write_summary
+def summary_table(show: Display, sweep_dir: Path, title: str,
+                  runs: Sequence[Path] | None = None) -> tuple[list[str], list[list[Any]]]:
+    """Write summary.md/.csv and the figures from the run folders on disk (only `runs`, when given: the sweep
+    that was asked for); print the table and return it."""
+    from lstmgan.results.summary import load_runs, run_folders, table_header, table_rows, write_summary
 
-    rows = write_summary(sweep_dir, load_runs(sweep_dir))
+    records = load_runs(sweep_dir)
+    if runs is not None:
+        wanted = {Path(p).absolute() for p in runs}
+        records = [r for r in records if r.path.absolute() in wanted]
+        if others := len([p for p in run_folders(sweep_dir) if p.absolute() not in wanted]):
+            show.warn(f"{sweep_dir} also holds {plural(others, 'other run')}, left out of this summary; "
+                      f"`lstmgan collect {sweep_dir}` summarises them all")
+    rows = write_summary(sweep_dir, records)
     header, cells = table_header(rows), table_rows(rows)
     show.print_table(title, cells, header)
     return header, cells
 
 
-def show_summary(show: Display, sweep_dir: Path, title: str, tracking: TrackingConfig | None = None) -> None:
-    """The sweep's summary; with `tracking`, the table and figures also go to the sweep's W&B report run
-    (job_type report, in the sweep's group)."""
-    table = summary_table(show, sweep_dir, title)
+def show_summary(show: Display, sweep_dir: Path, title: str, tracking: TrackingConfig | None = None,
+                 runs: Sequence[Path] | None = None) -> Path | None:
+    """The sweep's summary (of `runs` only, when given); with `tracking`, the table and figures also go to
+    the sweep's W&B report run (job_type report, in the sweep's group), whose folder is returned."""
+    table = summary_table(show, sweep_dir, title, runs)
+    report = None
     if tracking is not None:
         from lstmgan.tracking.publish import publish_report
 
-        publish_report(sweep_dir, {"summary": table}, figures(sweep_dir), tracking)
+        report = publish_report(sweep_dir, {"summary": table}, figures(sweep_dir), tracking)
     show.say(f"Summary: {sweep_dir / 'summary.md'}, figures: {sweep_dir / 'figures'}")
+    return report
 
 
 def study_summary(show: Display, cfg: StudyConfig, out: Path, tracking: TrackingConfig) -> None:
@@ -266,7 +282,12 @@ def figures(sweep_dir: Path) -> list[Path]:
 
 def wandb_line(show: Display, jobs: Sequence[Job], mode: str) -> None:
     """Where the W&B runs went (a URL, or the `wandb sync` to run), if anywhere."""
+    wandb_where(show, [job.run_dir for job in jobs], mode)
+
+
+def wandb_where(show: Display, run_dirs: Sequence[Path], mode: str) -> None:
+    """The last line of every command that can log to W&B: where its W&B runs (run folders) are."""
     from lstmgan.tracking.tracker import where_message
 
-    if message := where_message([job.run_dir for job in jobs], mode):
+    if message := where_message(list(run_dirs), mode):
         show.say(message)

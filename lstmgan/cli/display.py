@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from lstmgan.words import plural
+
 if TYPE_CHECKING:
     from lstmgan.runner.status import TaskStatus
 
@@ -85,7 +87,8 @@ STATUS_HEADER = ["run", "SLURM id", "state", "epoch", "last val acc / FID", "log
 def print_status(sweep_dir: Path, statuses: Sequence[TaskStatus]) -> None:
     rows = [[s.run_dir.name, s.job_id, s.state + (f": {s.error}" if s.error and s.error != s.state else ""),
              "–" if s.epoch is None else str(s.epoch), s.last_metric, s.log] for s in statuses]
-    print_table(f"{sweep_dir}: {len(statuses)} task(s)", rows, STATUS_HEADER)
+    slurm = any(s.job_id != "–" for s in statuses)  # a local sweep has runs, not SLURM tasks
+    print_table(f"{sweep_dir}: {plural(len(statuses), 'task' if slurm else 'run')}", rows, STATUS_HEADER)
 
 
 def task_counts(progress: Progress | None, statuses: Sequence[TaskStatus]) -> None:

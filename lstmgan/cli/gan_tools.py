@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from lstmgan.cli import display
 from lstmgan.cli.display import progress_display, run_reporter, say
 from lstmgan.cli.options import (
     WANDB,
@@ -21,7 +22,6 @@ from lstmgan.cli.options import (
     torch_device,
     value,
 )
-from lstmgan.config import TrackingConfig
 from lstmgan.errors import UserError
 
 app = typer.Typer()
@@ -84,6 +84,9 @@ def interpolate(
     require(pairs >= 1, "--pairs", "at least 1", pairs)
     require(0 < min_confidence <= 1, "--min-confidence", "in (0, 1]", min_confidence)
     check_seed(seed)
+    from lstmgan.config import TrackingConfig
+    from lstmgan.pipeline import wandb_where
+
     tracking = TrackingConfig(mode=value(wandb), project=wandb_project, entity=wandb_entity)
     dev = torch_device(device)
     strips = make_strips(load_trained(run_dir, dev), steps=steps, method=value(method), pairs=pairs, seed=seed,
@@ -91,6 +94,7 @@ def interpolate(
     publish(run_dir, tracking)
     for strip in strips:
         say(f"{strip['png']}: {' → '.join(str(c) for c in strip['classes'])}")
+    wandb_where(display, [run_dir], tracking.mode)
 
 
 @app.command(rich_help_panel=PANEL)
