@@ -299,10 +299,12 @@ def rows_with(rows: list[dict[str, Any]], numbers: tuple[str, ...]) -> list[dict
     return [r for r in rows if all(is_number(r.get(k)) for k in numbers)]
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path, damaged: list[int] | None = None) -> list[dict[str, Any]]:
     """The JSON objects of a JSONL file; a torn last line (killed mid-write), a line that is not an object
-    and undecodable bytes are skipped, so readers never crash on a damaged file. Only a file that is no
-    regular file (or too large) is refused, in one line (NotRegular)."""
+    and undecodable bytes are skipped, so readers never crash on a damaged file. With `damaged`, the numbers
+    (from 1) of the skipped lines other than a torn last one are appended: readers that report on a run
+    name it as damaged. Only a file that is no regular file (or too large) is refused, in one line
+    (NotRegular)."""
     try:
         text = read_regular(path, "metrics").decode("utf-8", errors="replace")
     except NotRegular:
@@ -310,13 +312,16 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     except OSError:  # missing, or unreadable: no rows
         return []
     rows = []
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
         try:
             row = json.loads(line)
         except ValueError:
-            continue
+            row = None
         if isinstance(row, dict):
             rows.append(row)
+        elif damaged is not None and line.strip() and not (number == len(lines) and not text.endswith("\n")):
+            damaged.append(number)  # a torn last line (no newline after it) is an interrupted write, not damage
     return rows
 
 

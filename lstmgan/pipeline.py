@@ -85,6 +85,7 @@ def execute(show: Display, flow: Flow, jobs: Sequence[Job], resolved: Any, *, fo
     if flow.slurm is not None:
         return run_on_slurm(show, jobs, folder, flow.slurm, dry_run=flow.dry_run, quiet=flow.quiet,
                             summary_title=title)
+    check_devices(jobs)  # here, not on SLURM: there the node's devices count
     if flow.dry_run:
         show_plan(show, jobs, states)
         return 0
@@ -106,8 +107,37 @@ def preflight(jobs: Sequence[Job], out: Path) -> list[Any]:
     from lstmgan.runner.status import job_alive
 
     check_writable(out)
+    probe_writable(out)
     return [decide(RunDir(job.run_dir), to_dict(job.config), force=job.force, check_checkpoint=job.checkpoint_check(),
                    job_alive=job_alive) for job in jobs]
+
+
+def probe_writable(out: Path) -> None:
+    """Create and remove a folder where `out` would be made: permissions alone do not tell (`/proc/x` for
+    root, a read-only mount), and a refusal must come before anything starts (exit 2, nothing written)."""
+    import errno
+    import tempfile
+
+    from lstmgan.fs import with_path
+
+    base = out
+    while not base.exists():
+        base = base.parent
+    try:
+        Path(tempfile.mkdtemp(prefix=".lstmgan-probe-", dir=base)).rmdir()
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):  # the disk, not the path: exit 3 as before
+            raise with_path(e, base) from None
+        raise UserError(f"--out {out} cannot be written ({e.strerror or e} at {base}); choose another --out") \
+            from None
+
+
+def check_devices(jobs: Sequence[Job]) -> None:
+    """A device this machine lacks (--device cuda without CUDA) is refused before any run folder is made."""
+    from lstmgan.runner.job import resolve_device
+
+    for device in dict.fromkeys(str(getattr(job.config, "device", "auto")) for job in jobs):
+        resolve_device(device)
 
 
 def check_gan_inputs(cfg: GanConfig) -> None:

@@ -83,10 +83,10 @@ def test_debug_shows_the_traceback_in_full(cli, tmp_path, broken, monkeypatch, h
     assert "Traceback (most recent call last)" in r.err and "and a second line" in r.err
 
 
-def test_an_output_path_that_cannot_exist_is_exit_3_naming_it(cli):
+def test_an_output_path_that_cannot_exist_is_refused_first_with_exit_2_naming_it(cli):
     r = cli(*RUN, "--out", "/proc/lstmgan-cannot-be-here")  # /proc takes no new folders, even from root
-    assert r.code == 3 and one_line(r.err), r.err
-    assert r.err.startswith("lstmgan: error: /proc/lstmgan-cannot-be-here") and "choose another --out" in r.err
+    assert r.code == 2 and one_line(r.err), r.err  # refused before the progress display starts
+    assert r.err.startswith("lstmgan: error: --out /proc/lstmgan-cannot-be-here") and "choose another --out" in r.err
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")

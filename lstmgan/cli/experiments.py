@@ -97,7 +97,8 @@ def sweep(
         "lengths": lengths, "models": [value(m) for m in models] if models else None, "seeds": seeds,
         "grid": parse_grid(grid) or None, "name": opts.name, "epochs": epochs, "device": value(opts.device)})
     jobs = make_jobs(cfg, opts.out, opts.tracking(), force=opts.force)
-    sweep_dir, title = opts.out / cfg.name, f"Sweep {cfg.name}: {plural(len(jobs), 'run')}, {cfg.run.epochs} epochs"
+    sweep_dir = opts.out / cfg.name
+    title = f"Sweep {cfg.name}: {plural(len(jobs), 'run')}, {plural(cfg.run.epochs, 'epoch')}"
     run = side_by_side(opts.jobs, cfg.run.device)
     return execute(display, opts.flow(slurm), jobs, cfg, folder=sweep_dir, title=title, run=run,
                    done=lambda: show_summary(display, sweep_dir, title, opts.tracking(),

@@ -115,6 +115,8 @@ def sample(
     check_seed(seed)
     if out.suffix not in (".npy", ".png"):
         raise UserError(f"--out {out} must end in .npy (array) or .png (grid)")
+    if out.is_dir():  # even with --force: a folder is never replaced by a file
+        raise UserError(f"--out {out} is a folder; give a file path ending in .npy or .png")
     if out.exists() and not force:
         raise UserError(f"{out} exists; choose another --out or pass --force to overwrite it")
     check_writable(out.parent)

@@ -62,7 +62,7 @@ def collect(
         if load_runs(folder, notes):
             folders.append(folder)
         for path, why in notes:  # damaged runs are named, the rest is summarised
-            warn(f"skipped {path.relative_to(sweep_dir)}: {why}")
+            warn(f"damaged run {path.relative_to(sweep_dir)}: {why}")
     if not folders:
         raise UserError(f"{sweep_dir} holds no palindrome runs, nor does any folder beneath it; `lstmgan status "
                         f"{sweep_dir}` shows what it holds")

@@ -115,6 +115,8 @@ def load_runs(sweep_dir: Path, skipped: list[tuple[Path, str]] | None = None) ->
             notes.append((run.path, f"{why}; counted as unfinished"))
         elif result is not None and not (result.get("epoch_to_99") is None or is_number(result["epoch_to_99"])):
             result = {**result, "epoch_to_99": None}  # "never reached 99 %" as far as a summary can tell
+        if damage := run.metrics_damage():
+            notes.append((run.path, damage))
         records.append(RunRecord(cfg, run.path, rows_with(run.metrics(), CURVE_NUMBERS), result))
     return records
 

@@ -1,0 +1,85 @@
+"""What a new user meets every day, through the real CLI: where results go and how they are found again,
+tables and words that read right, and the README's promises on bad input (issue 19)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY, snapshot
+
+SWEEP = ["sweep", "--models", "rnn", "--lengths", "3", "--seeds", "0", "--epochs", "1", *TINY, "--quiet"]
+ONE = ["palindrome", "--model", "lstm", "--length", "3", "--epochs", "1", *TINY, "--quiet"]
+
+
+def test_a_sweep_summary_counts_its_own_runs_and_says_the_folder_holds_others(cli, tmp_path):
+    assert cli(*ONE, "--name", "palindrome", "--out", tmp_path).code == 0  # a one-off run in the sweep's folder
+    r = cli(*SWEEP, "--out", tmp_path)
+    assert r.code == 0, r.err
+    assert "Sweep palindrome: 1 run, 1 epoch\n" in r.out and "1/1" in r.out and "lstm" not in r.out.split("Summary")[0]
+    assert "also holds 1 other run" in r.err and f"lstmgan collect {tmp_path / 'palindrome'}" in r.err
+
+
+def test_one_seed_shows_no_spread(cli, tmp_path):
+    r = cli(*SWEEP, "--out", tmp_path)
+    summary = (tmp_path / "palindrome" / "summary.md").read_text()
+    assert r.code == 0 and "± 0.0" not in r.out and "± 0.0" not in summary and " % |" in summary, summary
+
+
+def test_status_and_collect_find_the_sweep_beneath_the_folder_given(cli, tmp_path):
+    assert cli(*SWEEP, "--out", tmp_path / "tiny" / "kill").code == 0
+    status = cli("status", tmp_path / "tiny")
+    assert status.code == 0, status.err
+    assert "palindrome: 1 run" in status.out and "task" not in status.out and "rnn-L3-s0" in status.out
+    collect = cli("collect", tmp_path / "tiny")
+    assert collect.code == 0 and "Sweep palindrome (collected)" in collect.out, collect.err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli("status", empty).code == 2 and cli("collect", empty).code == 2
+
+
+def test_a_garbage_line_in_a_finished_runs_metrics_is_named_by_collect(cli, tmp_path):
+    assert cli(*SWEEP, "--set", "epochs=3", "--out", tmp_path).code == 0
+    metrics = tmp_path / "palindrome" / "rnn-L3-s0" / "metrics.jsonl"
+    lines = metrics.read_text().splitlines(keepends=True)
+    metrics.write_text("".join([lines[0], "garbage{\n", *lines[1:]]))
+    r = cli("collect", tmp_path / "palindrome")
+    assert r.code == 0 and "damaged run rnn-L3-s0: metrics.jsonl line 2 unreadable" in r.err, r.err
+
+
+def test_collect_with_wandb_offline_ends_with_the_wandb_line(cli, tmp_path):
+    assert cli(*SWEEP, "--out", tmp_path).code == 0
+    r = cli("collect", tmp_path / "palindrome", "--wandb", "offline")
+    assert r.code == 0, r.err
+    assert r.out.strip().splitlines()[-1].startswith("W&B (offline): run in "), r.out
+
+
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+
+
+@NO_CUDA
+def test_palindrome_with_device_cuda_without_cuda_is_exit_2_and_leaves_nothing(cli, tmp_path):
+    r = cli(*ONE, "--device", "cuda", "--out", tmp_path / "out")
+    assert r.code == 2 and "no CUDA device is visible" in r.err, r.err
+    assert not (tmp_path / "out").exists()  # no config.yaml with device: cuda left behind
+
+
+@NO_CUDA
+def test_gan_with_device_cuda_without_cuda_is_exit_2_and_leaves_nothing(cli, tmp_path):
+    from idx import make_tiny_mnist
+
+    data = make_tiny_mnist(tmp_path / "data", 64, 32)
+    r = cli("gan", "--epochs", "1", "--wandb", "disabled", "--quiet", "--data-dir", data, "--device", "cuda",
+            "--out", tmp_path / "out")
+    assert r.code == 2 and "no CUDA device is visible" in r.err, r.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_sample_into_a_folder_names_the_users_path_and_is_exit_2(cli, tmp_path):
+    folder = tmp_path / "adir.npy"
+    folder.mkdir()
+    before = snapshot(tmp_path)
+    r = cli("sample", tmp_path / "no-run", "--out", folder, "--force")
+    assert r.code == 2 and f"--out {folder} is a folder" in r.err and ".tmp" not in r.err, r.err
+    assert snapshot(tmp_path) == before and Path(folder).is_dir()
