@@ -140,15 +140,18 @@ def check_devices(jobs: Sequence[Job]) -> None:
         resolve_device(device)
 
 
-def check_gan_inputs(cfg: GanConfig) -> None:
-    """Data files and a cached classifier are read before anything is written."""
-    from lstmgan.gan.classifier import load_classifier
+def check_gan_inputs(cfg: GanConfig, given_classifier: bool = False) -> None:
+    """Data files and a cached classifier are read before anything is written. A classifier the user pointed
+    to (`--set classifier=PATH`) that was trained on other data is refused: training would overwrite it."""
+    from lstmgan.gan.classifier import data_digest, load_classifier, mismatch
     from lstmgan.gan.data import load_images
 
-    for train in (True, False):
-        load_images(cfg.dataset, Path(cfg.data_dir), train=train, download=cfg.download)
+    data = [load_images(cfg.dataset, Path(cfg.data_dir), train=train, download=cfg.download) for train in (True, False)]
     if Path(cfg.classifier).exists():
-        load_classifier(cfg.classifier)
+        _, meta = load_classifier(cfg.classifier)
+        if given_classifier and (why := mismatch(meta, cfg.dataset, data_digest(*data))):
+            raise UserError(f"classifier {cfg.classifier}: {why}; point --set classifier at one trained on this "
+                            "data, or leave it out to use (or train) the cached one")
 
 
 def show_plan(show: Display, jobs: Sequence[Job], states: Sequence[Any]) -> None:

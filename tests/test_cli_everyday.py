@@ -83,3 +83,44 @@ def test_sample_into_a_folder_names_the_users_path_and_is_exit_2(cli, tmp_path):
     r = cli("sample", tmp_path / "no-run", "--out", folder, "--force")
     assert r.code == 2 and f"--out {folder} is a folder" in r.err and ".tmp" not in r.err, r.err
     assert snapshot(tmp_path) == before and Path(folder).is_dir()
+
+
+def test_one_off_runs_and_sweeps_keep_apart_by_default_and_an_old_folder_still_resumes(cli, tmp_path):
+    assert cli(*ONE, "--out", tmp_path).code == 0
+    assert cli(*SWEEP, "--out", tmp_path).code == 0
+    assert (tmp_path / "palindrome-runs" / "lstm-L3-s0" / "result.json").exists()
+    assert [p.parent.name for p in (tmp_path / "palindrome").glob("*/config.yaml")] == ["rnn-L3-s0"]
+    (tmp_path / "palindrome-runs").rename(tmp_path / "old")  # a run made before one-off runs had their folder
+    (tmp_path / "old" / "lstm-L3-s0" / "result.json").unlink()  # as if stopped after its checkpoint
+    old = cli(*ONE, "--name", "old", "--out", tmp_path, "--dry-run")
+    assert old.code == 0 and "resume" in old.out, old.out
+
+
+def test_the_classifier_cache_is_keyed_by_the_data_it_saw(cli, tmp_path):
+    from idx import make_tiny_mnist
+
+    first, other = make_tiny_mnist(tmp_path / "a", 64, 32), make_tiny_mnist(tmp_path / "b", 64, 32, seed=1)
+    args = ["classifier", "--epochs", "1", "--device", "cpu", "--out", tmp_path / "runs"]
+    trained = cli(*args, "--data-dir", first)
+    assert trained.code == 0 and "trained on mnist, 64 training images, data sha256 " in trained.out, trained.err
+    cached = cli(*args, "--data-dir", first)
+    assert cached.code == 0 and "(cached, trained on mnist, 64 training images, data sha256" in cached.out
+    moved = cli(*args, "--data-dir", other)  # the same dataset name, other images: never reported as cached
+    assert moved.code == 0 and "(cached" not in moved.out and "not on this data" in moved.err, moved.err
+    assert cached.out.split("sha256 ")[1][:16] != moved.out.split("sha256 ")[1][:16]
+
+
+def test_gan_never_overwrites_a_classifier_the_user_pointed_to_for_other_data(cli, tmp_path):
+    from idx import make_tiny_mnist
+
+    fashion = make_tiny_mnist(tmp_path / "f", 64, 32, dataset="fashion-mnist")
+    digits = make_tiny_mnist(tmp_path / "d", 64, 32)
+    made = cli("classifier", "--dataset", "fashion-mnist", "--data-dir", fashion, "--epochs", "1", "--device", "cpu",
+               "--out", tmp_path / "runs")
+    assert made.code == 0, made.err
+    mine = tmp_path / "runs" / "classifiers" / "fashion-mnist.pt"
+    before = snapshot(tmp_path / "runs")
+    r = cli("gan", "--epochs", "1", "--data-dir", digits, "--set", f"classifier={mine}", "--wandb", "disabled",
+            "--device", "cpu", "--quiet", "--out", tmp_path / "runs")
+    assert r.code == 2 and f"classifier {mine}: it was trained on fashion-mnist" in r.err, r.err
+    assert snapshot(tmp_path / "runs") == before

@@ -64,7 +64,7 @@ def test_help_names_the_defaults_that_apply_and_no_bool_labels(cli, monkeypatch)
     run, sweep, gan = PalindromeConfig(), SweepConfig(), GanConfig()
     palindrome_help, sweep_help, gan_help = (cli(c, "--help").out for c in ("palindrome", "sweep", "gan"))
     for text in (f"the config's, {run.length})", f"the config's, {run.seed})", f"the config's, {run.epochs})",
-                 "(default: palindrome)"):
+                 "(default: palindrome-runs)"):
         assert text in palindrome_help, text
     for text in (f"the config's, {' '.join(map(str, sweep.lengths))}.", f"the config's, {' '.join(sweep.models)}.",
                  f"the config's, {' '.join(map(str, sweep.seeds))}.", f"the config's, {sweep.name})"):

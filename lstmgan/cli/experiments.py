@@ -40,6 +40,11 @@ if TYPE_CHECKING:
 app = typer.Typer()
 PANEL = "Experiments"
 
+# One-off palindrome runs go to OUT/palindrome-runs/, never into a sweep's folder (a sweep's default name is
+# palindrome): like `gan`'s OUT/gan/, one folder per command of one-off runs, so a sweep's summary holds the
+# sweep. `--name palindrome` still reaches (and resumes) a run made there before.
+PALINDROME_RUNS = "palindrome-runs"
+
 # Keys a command sets with flags of its own; refuse_owned_sets matches dotted forms (run.model) too.
 SWEEP_OWNS = {key: flag for single, flag in SWEEP_AXES.items() for key in (single, single + "s")}
 STUDY_OWNS = {"dataset": "--dataset", "data_dir": "--data-dir"}
@@ -48,7 +53,7 @@ STUDY_OWNS = {"dataset": "--dataset", "data_dir": "--data-dir"}
 @app.command(rich_help_panel=PANEL)
 @with_options(SlurmOptions, "slurm")
 @with_options(Options, "opts", omit=("jobs", "wandb_artifacts"),
-              helps={"name": "Runs go to OUT/NAME/<model>-L<length>-s<seed>/ (default: palindrome)."})
+              helps={"name": "Runs go to OUT/NAME/<model>-L<length>-s<seed>/ (default: palindrome-runs)."})
 def palindrome(
     opts: Options, slurm: SlurmOptions,
     model: Annotated[Model | None, typer.Option(help="Default: the config's, lstm.",
@@ -66,7 +71,7 @@ def palindrome(
 
     cfg = build(PalindromeConfig, yaml_path=opts.config_file(), sets=opts.sets({}), flags={
         "model": value(model), "length": length, "seed": seed, "epochs": epochs, "device": value(opts.device)})
-    job = palindrome_job(cfg, opts.out / opts.folder("palindrome"), opts.tracking(), force=opts.force)
+    job = palindrome_job(cfg, opts.out / opts.folder(PALINDROME_RUNS), opts.tracking(), force=opts.force)
     return execute(display, opts.flow(slurm), [job], cfg, folder=job.run_dir.parent, run=in_order,
                    done=lambda: display.say(palindrome_line(job)))
 
@@ -129,7 +134,8 @@ def gan(
 
     job = gan_job(cfg, opts.out / opts.folder("gan"), opts.tracking(), force=opts.force)
     return execute(display, opts.flow(slurm), [job], job.config, folder=job.run_dir.parent, run=in_order,
-                   done=lambda: display.say(gan_line(job)), checks=[lambda: check_gan_inputs(job.config)])
+                   done=lambda: display.say(gan_line(job)),
+                   checks=[lambda: check_gan_inputs(job.config, given_classifier=bool(cfg.classifier))])
 
 
 @app.command(rich_help_panel=PANEL)
