@@ -77,7 +77,8 @@ def execute(show: Display, flow: Flow, jobs: Sequence[Job], resolved: Any, *, fo
     if flow.print_config:
         import yaml
 
-        show.say(yaml.safe_dump(to_dict(resolved), sort_keys=False).rstrip())
+        data = resolved if isinstance(resolved, dict) else to_dict(resolved)  # a dict: the command's own view
+        show.say(yaml.safe_dump(data, sort_keys=False).rstrip())
         return 0
     states = preflight(jobs, flow.out)
     for check in checks:

@@ -4,7 +4,7 @@ pipeline (checks, plan, a run here or on SLURM, summary) and prints its result; 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -35,6 +35,7 @@ from lstmgan.pipeline import (
 )
 
 if TYPE_CHECKING:
+    from lstmgan.config import SweepConfig
     from lstmgan.runner.job import Job
 
 app = typer.Typer()
@@ -105,7 +106,7 @@ def sweep(
     sweep_dir = opts.out / cfg.name
     title = f"Sweep {cfg.name}: {plural(len(jobs), 'run')}, {plural(cfg.run.epochs, 'epoch')}"
     run = side_by_side(opts.jobs, cfg.run.device)
-    return execute(display, opts.flow(slurm), jobs, cfg, folder=sweep_dir, title=title, run=run,
+    return execute(display, opts.flow(slurm), jobs, sweep_plan(cfg, len(jobs)), folder=sweep_dir, title=title, run=run,
                    done=lambda: show_summary(display, sweep_dir, title, opts.tracking(),
                                              runs=[job.run_dir for job in jobs]))
 
@@ -164,6 +165,17 @@ def study(
     run = study_runner(display, cfg, opts.tracking(), opts.jobs)
     return execute(display, opts.flow(), jobs, cfg, folder=opts.out, run=run, checks=[
         lambda: check_gan_inputs(jobs[-1].config)], done=lambda: study_summary(display, cfg, opts.out, opts.tracking()))
+
+
+def sweep_plan(cfg: SweepConfig, runs: int) -> dict[str, Any]:
+    """What --print-config shows for a sweep: what will run, i.e. its axes (and grid) and the settings each run
+    trains with; the `run` block's own model, length and seed are not trained (the axes replace them)."""
+    from lstmgan.config import to_dict
+
+    data = to_dict(cfg)
+    varied = set(SWEEP_AXES) | {key.removeprefix("run.") for key in cfg.grid}
+    per_run = {k: v for k, v in data.pop("run").items() if k not in varied}
+    return {**data, "runs": runs, "per_run": per_run}
 
 
 def palindrome_line(job: Job) -> str:
