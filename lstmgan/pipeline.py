@@ -215,7 +215,10 @@ def study_runner(show: Display, cfg: StudyConfig, tracking: TrackingConfig, work
             if interpolation_strips(cfg, gan[0].run_dir):
                 publish(gan[0].run_dir, tracking)
         except UserError as e:  # a weak GAN is a result to report, not a failed study
-            show.warn(f"interpolation skipped: {e}")
+            why = str(e).split(";")[0]  # its fix names `interpolate`'s flags: the study's own follow
+            show.warn(f"interpolation skipped: {why}; train the GAN longer (--set gan.epochs=…) or lower "
+                      f"--set interpolation_min_confidence=…, or run `lstmgan interpolate {gan[0].run_dir} "
+                      "--min-confidence 0.5`")
 
     return run
 

@@ -124,3 +124,26 @@ def test_gan_never_overwrites_a_classifier_the_user_pointed_to_for_other_data(cl
             "--device", "cpu", "--quiet", "--out", tmp_path / "runs")
     assert r.code == 2 and f"classifier {mine}: it was trained on fashion-mnist" in r.err, r.err
     assert snapshot(tmp_path / "runs") == before
+
+
+STUDY = """
+sweep: {name: palindrome, lengths: [3], models: [rnn], seeds: [0], epochs: 1, hidden: 16, samples: 200}
+ablation: {lengths: [3], models: [rnn], seeds: [0], inits: [pytorch], encodings: [onehot], epochs: 1, hidden: 16,
+           samples: 200}
+gan: {dataset: mnist, epochs: 1, batch_size: 32, eval_every: 1, eval_samples: 100, log_every: 4, sample_every: 8}
+interpolation_pairs: 1
+interpolation_min_confidence: 1.0
+"""
+
+
+def test_a_study_whose_gan_is_too_weak_to_interpolate_names_fixes_that_work_under_study(cli, tmp_path):
+    from idx import make_tiny_mnist
+
+    make_tiny_mnist(tmp_path / "data", n_train=128, n_test=64)
+    (tmp_path / "study.yaml").write_text(STUDY)
+    args = ["study", "--config", tmp_path / "study.yaml", "--data-dir", tmp_path / "data", "--out", tmp_path / "runs",
+            "--wandb", "disabled", "--device", "cpu", "--quiet", "--jobs", "1"]
+    r = cli(*args)
+    assert r.code == 0 and "interpolation skipped" in r.err, r.err
+    assert "--set interpolation_min_confidence=" in r.err and "pass a lower --min-confidence" not in r.err, r.err
+    assert cli(*args, "--set", "interpolation_min_confidence=0.5", "--set", "gan.epochs=2", "--print-config").code == 0
