@@ -39,6 +39,13 @@ def test_status_and_collect_find_the_sweep_beneath_the_folder_given(cli, tmp_pat
     assert cli("status", empty).code == 2 and cli("collect", empty).code == 2
 
 
+def test_status_sorts_lengths_as_numbers(cli, tmp_path):
+    assert cli(*SWEEP, "--lengths", "10", "--out", tmp_path).code == 0  # lengths 3 and 10
+    r = cli("status", tmp_path)
+    assert r.code == 0 and r.out.index("rnn-L3-s0") < r.out.index("rnn-L10-s0"), r.out
+    assert "palindrome: 2 runs" in r.out
+
+
 def test_a_garbage_line_in_a_finished_runs_metrics_is_named_by_collect(cli, tmp_path):
     assert cli(*SWEEP, "--set", "epochs=3", "--out", tmp_path).code == 0
     metrics = tmp_path / "palindrome" / "rnn-L3-s0" / "metrics.jsonl"
