@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-
 from lstmgan.errors import UserError
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
@@ -231,7 +230,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 def save_torch_atomic(obj: Any, path: Path) -> None:
     """torch.save into memory, then one atomic write: a full disk then surfaces as an OSError naming `path`
     (torch would wrap it in a RuntimeError), and the previous file stays whole."""
-    import torch  # here, not at the top: the CLI imports this module and must start without torch
+    import torch  # here, not at the top: the CLI imports this module and `--help` must not load torch
 
     buf = io.BytesIO()
     torch.save(obj, buf)
@@ -300,10 +299,12 @@ def rows_with(rows: list[dict[str, Any]], numbers: tuple[str, ...]) -> list[dict
     return [r for r in rows if all(is_number(r.get(k)) for k in numbers)]
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path, damaged: list[int] | None = None) -> list[dict[str, Any]]:
     """The JSON objects of a JSONL file; a torn last line (killed mid-write), a line that is not an object
-    and undecodable bytes are skipped, so readers never crash on a damaged file. Only a file that is no
-    regular file (or too large) is refused, in one line (NotRegular)."""
+    and undecodable bytes are skipped, so readers never crash on a damaged file. With `damaged`, the numbers
+    (from 1) of the skipped lines other than a torn last one are appended: readers that report on a run
+    name it as damaged. Only a file that is no regular file (or too large) is refused, in one line
+    (NotRegular)."""
     try:
         text = read_regular(path, "metrics").decode("utf-8", errors="replace")
     except NotRegular:
@@ -311,13 +312,16 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     except OSError:  # missing, or unreadable: no rows
         return []
     rows = []
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
         try:
             row = json.loads(line)
         except ValueError:
-            continue
+            row = None
         if isinstance(row, dict):
             rows.append(row)
+        elif damaged is not None and line.strip() and not (number == len(lines) and not text.endswith("\n")):
+            damaged.append(number)  # a torn last line (no newline after it) is an interrupted write, not damage
     return rows
 
 

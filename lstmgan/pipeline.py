@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lstmgan.config import GanConfig, TrackingConfig, to_dict
 from lstmgan.errors import UserError
+from lstmgan.words import plural
 
 if TYPE_CHECKING:
-    from lstmgan.config import StudyConfig
+    from lstmgan.config import GanConfig, StudyConfig, TrackingConfig
     from lstmgan.runner.job import Job, Progress
     from lstmgan.runner.slurm import ClusterProfile
     from lstmgan.runner.status import TaskStatus
@@ -72,10 +72,13 @@ def execute(show: Display, flow: Flow, jobs: Sequence[Job], resolved: Any, *, fo
     `checks`. Then: --print-config prints `resolved`; --dry-run lists what would happen; SLURM submits (or
     prints the sbatch script); otherwise `run` trains here and `done` prints the results, followed by where
     the W&B runs went."""
+    from lstmgan.config import to_dict
+
     if flow.print_config:
         import yaml
 
-        show.say(yaml.safe_dump(to_dict(resolved), sort_keys=False).rstrip())
+        data = resolved if isinstance(resolved, dict) else to_dict(resolved)  # a dict: the command's own view
+        show.say(yaml.safe_dump(data, sort_keys=False).rstrip())
         return 0
     states = preflight(jobs, flow.out)
     for check in checks:
@@ -83,6 +86,7 @@ def execute(show: Display, flow: Flow, jobs: Sequence[Job], resolved: Any, *, fo
     if flow.slurm is not None:
         return run_on_slurm(show, jobs, folder, flow.slurm, dry_run=flow.dry_run, quiet=flow.quiet,
                             summary_title=title)
+    check_devices(jobs)  # here, not on SLURM: there the node's devices count
     if flow.dry_run:
         show_plan(show, jobs, states)
         return 0
@@ -98,30 +102,63 @@ def execute(show: Display, flow: Flow, jobs: Sequence[Job], resolved: Any, *, fo
 
 def preflight(jobs: Sequence[Job], out: Path) -> list[Any]:
     """Check every run folder. Returns what each run would do (a rundir.State)."""
+    from lstmgan.config import to_dict
     from lstmgan.fs import check_writable
     from lstmgan.rundir import RunDir, decide
     from lstmgan.runner.status import job_alive
 
     check_writable(out)
+    probe_writable(out)
     return [decide(RunDir(job.run_dir), to_dict(job.config), force=job.force, check_checkpoint=job.checkpoint_check(),
                    job_alive=job_alive) for job in jobs]
 
 
-def check_gan_inputs(cfg: GanConfig) -> None:
-    """Data files and a cached classifier are read before anything is written."""
-    from lstmgan.gan.classifier import load_classifier
+def probe_writable(out: Path) -> None:
+    """Create and remove a folder where `out` would be made: permissions alone do not tell (`/proc/x` for
+    root, a read-only mount), and a refusal must come before anything starts (exit 2, nothing written)."""
+    import errno
+    import tempfile
+
+    from lstmgan.fs import with_path
+
+    base = out
+    while not base.exists():
+        base = base.parent
+    try:
+        Path(tempfile.mkdtemp(prefix=".lstmgan-probe-", dir=base)).rmdir()
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):  # the disk, not the path: exit 3 as before
+            raise with_path(e, base) from None
+        raise UserError(f"--out {out} cannot be written ({e.strerror or e} at {base}); choose another --out") \
+            from None
+
+
+def check_devices(jobs: Sequence[Job]) -> None:
+    """A device this machine lacks (--device cuda without CUDA) is refused before any run folder is made."""
+    from lstmgan.runner.job import resolve_device
+
+    for device in dict.fromkeys(str(getattr(job.config, "device", "auto")) for job in jobs):
+        resolve_device(device)
+
+
+def check_gan_inputs(cfg: GanConfig, given_classifier: bool = False) -> None:
+    """Data files and a cached classifier are read before anything is written. A classifier the user pointed
+    to (`--set classifier=PATH`) that was trained on other data is refused: training would overwrite it."""
+    from lstmgan.gan.classifier import data_digest, load_classifier, mismatch
     from lstmgan.gan.data import load_images
 
-    for train in (True, False):
-        load_images(cfg.dataset, Path(cfg.data_dir), train=train, download=cfg.download)
+    data = [load_images(cfg.dataset, Path(cfg.data_dir), train=train, download=cfg.download) for train in (True, False)]
     if Path(cfg.classifier).exists():
-        load_classifier(cfg.classifier)
+        _, meta = load_classifier(cfg.classifier)
+        if given_classifier and (why := mismatch(meta, cfg.dataset, data_digest(*data))):
+            raise UserError(f"classifier {cfg.classifier}: {why}; point --set classifier at one trained on this "
+                            "data, or leave it out to use (or train) the cached one")
 
 
 def show_plan(show: Display, jobs: Sequence[Job], states: Sequence[Any]) -> None:
     """--dry-run without --slurm: per run, whether it would train, resume or be skipped."""
     actions = {"fresh": "train", "resume": "resume from its checkpoint", "done": "skip (finished; --force retrains)"}
-    show.print_table(f"{len(jobs)} run(s); nothing was run or written",
+    show.print_table(f"{plural(len(jobs), 'run')}; nothing was run or written",
                      [[job.label, actions[state.value], str(job.run_dir)] for job, state in zip(jobs, states)],
                      ["run", "would", "folder"])
 
@@ -178,7 +215,10 @@ def study_runner(show: Display, cfg: StudyConfig, tracking: TrackingConfig, work
             if interpolation_strips(cfg, gan[0].run_dir):
                 publish(gan[0].run_dir, tracking)
         except UserError as e:  # a weak GAN is a result to report, not a failed study
-            show.warn(f"interpolation skipped: {e}")
+            why = str(e).split(";")[0]  # its fix names `interpolate`'s flags: the study's own follow
+            show.warn(f"interpolation skipped: {why}; train the GAN longer (--set gan.epochs=…) or lower "
+                      f"--set interpolation_min_confidence=…, or run `lstmgan interpolate {gan[0].run_dir} "
+                      "--min-confidence 0.5`")
 
     return run
 
@@ -207,46 +247,59 @@ def run_on_slurm(show: Display, jobs: Sequence[Job], sweep_dir: Path, request: S
         show.say(preview(jobs, sweep_dir, request.profile, request.source))
         return 0
     record = submit(jobs, sweep_dir, request.profile, request.source)
-    show.say(f"Submitted SLURM job {record['job_id']} ({len(record['tasks'])} task(s), {len(jobs)} run(s)) → "
-             f"{sweep_dir}; follow it with `lstmgan status {sweep_dir}`")
+    show.say(f"Submitted SLURM job {record['job_id']} ({plural(len(record['tasks']), 'task')}, "
+             f"{plural(len(jobs), 'run')}) → {sweep_dir}; follow it with `lstmgan status {sweep_dir}`")
     if not request.wait:
         return 0
     with show.progress_display(quiet, len(jobs)) as progress:
         statuses = wait(sweep_dir, record, lambda s: show.task_counts(progress, s))
     show.print_status(sweep_dir, statuses)
     if summary_title:
-        show_summary(show, sweep_dir, summary_title, replace(jobs[0].tracking, tags=()))  # the sweep's, not a run's
+        show_summary(show, sweep_dir, summary_title, replace(jobs[0].tracking, tags=()),  # the sweep's, not a run's
+                     runs=[job.run_dir for job in jobs])
     wandb_line(show, jobs, offline_tracking(jobs[0].tracking).mode)  # W&B `auto` is offline on compute nodes
     failed = [s for s in statuses if s.outcome == "failed"]
     if not failed:
         return 0
-    show.warn(f"{len(failed)} of {len(statuses)} task(s) failed: {failed[0].run_dir.name}: {failed[0].error} "
-              f"(log: {failed[0].log})")
+    show.warn(f"{len(failed)} of {plural(len(statuses), 'task')} failed: {failed[0].run_dir.name}: "
+              f"{failed[0].error} (log: {failed[0].log})")
     return 1
 
 
 # --- summaries ----------------------------------------------------------------------------------------------------
 
 
-def summary_table(show: Display, sweep_dir: Path, title: str) -> tuple[list[str], list[list[Any]]]:
-    """Write summary.md/.csv and the figures from the run folders on disk; print the table and return it."""
-    from lstmgan.results.summary import load_runs, table_header, table_rows, write_summary
+def summary_table(show: Display, sweep_dir: Path, title: str,
+                  runs: Sequence[Path] | None = None) -> tuple[list[str], list[list[Any]]]:
+    """Write summary.md/.csv and the figures from the run folders on disk (only `runs`, when given: the sweep
+    that was asked for); print the table and return it."""
+    from lstmgan.results.summary import load_runs, run_folders, table_header, table_rows, write_summary
 
-    rows = write_summary(sweep_dir, load_runs(sweep_dir))
+    records = load_runs(sweep_dir)
+    if runs is not None:
+        wanted = {Path(p).absolute() for p in runs}
+        records = [r for r in records if r.path.absolute() in wanted]
+        if others := len([p for p in run_folders(sweep_dir) if p.absolute() not in wanted]):
+            show.warn(f"{sweep_dir} also holds {plural(others, 'other run')}, left out of this summary; "
+                      f"`lstmgan collect {sweep_dir}` summarises them all")
+    rows = write_summary(sweep_dir, records)
     header, cells = table_header(rows), table_rows(rows)
     show.print_table(title, cells, header)
     return header, cells
 
 
-def show_summary(show: Display, sweep_dir: Path, title: str, tracking: TrackingConfig | None = None) -> None:
-    """The sweep's summary; with `tracking`, the table and figures also go to the sweep's W&B report run
-    (job_type report, in the sweep's group)."""
-    table = summary_table(show, sweep_dir, title)
+def show_summary(show: Display, sweep_dir: Path, title: str, tracking: TrackingConfig | None = None,
+                 runs: Sequence[Path] | None = None) -> Path | None:
+    """The sweep's summary (of `runs` only, when given); with `tracking`, the table and figures also go to
+    the sweep's W&B report run (job_type report, in the sweep's group), whose folder is returned."""
+    table = summary_table(show, sweep_dir, title, runs)
+    report = None
     if tracking is not None:
         from lstmgan.tracking.publish import publish_report
 
-        publish_report(sweep_dir, {"summary": table}, figures(sweep_dir), tracking)
+        report = publish_report(sweep_dir, {"summary": table}, figures(sweep_dir), tracking)
     show.say(f"Summary: {sweep_dir / 'summary.md'}, figures: {sweep_dir / 'figures'}")
+    return report
 
 
 def study_summary(show: Display, cfg: StudyConfig, out: Path, tracking: TrackingConfig) -> None:
@@ -266,7 +319,12 @@ def figures(sweep_dir: Path) -> list[Path]:
 
 def wandb_line(show: Display, jobs: Sequence[Job], mode: str) -> None:
     """Where the W&B runs went (a URL, or the `wandb sync` to run), if anywhere."""
+    wandb_where(show, [job.run_dir for job in jobs], mode)
+
+
+def wandb_where(show: Display, run_dirs: Sequence[Path], mode: str) -> None:
+    """The last line of every command that can log to W&B: where its W&B runs (run folders) are."""
     from lstmgan.tracking.tracker import where_message
 
-    if message := where_message([job.run_dir for job in jobs], mode):
+    if message := where_message(list(run_dirs), mode):
         show.say(message)

@@ -167,6 +167,16 @@ class RunDir:
     def metrics(self) -> list[dict[str, Any]]:
         return read_jsonl(self.metrics_file)
 
+    def metrics_damage(self) -> str:
+        """"" or what is wrong inside metrics.jsonl (a garbage line in the middle): readers name the run."""
+        bad: list[int] = []
+        read_jsonl(self.metrics_file, bad)
+        if not bad:
+            return ""
+        where = f"line {bad[0]}" if len(bad) == 1 else f"lines {', '.join(map(str, bad[:3]))}" + \
+            (", …" if len(bad) > 3 else "")
+        return f"metrics.jsonl {where} unreadable; its curves miss those rows"
+
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         save_torch_atomic(state, self.checkpoint_file)
 

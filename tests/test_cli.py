@@ -19,7 +19,7 @@ def test_multi_value_flags_accept_spaces_commas_and_repeats():
 def test_a_single_run_writes_its_run_directory(cli, tmp_path):
     r = cli("palindrome", "--model", "rnn", "--length", "4", "--seed", "3", "--epochs", "2", "--out", tmp_path, *TINY)
     assert r.code == 0, r.err
-    run = tmp_path / "palindrome" / "rnn-L4-s3"
+    run = tmp_path / "palindrome-runs" / "rnn-L4-s3"
     assert {p.name for p in run.iterdir()} >= {"config.yaml", "metrics.jsonl", "checkpoint.pt", "result.json"}
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2]
@@ -37,7 +37,7 @@ def test_same_command_twice_gives_identical_metrics_and_a_finished_run_is_not_re
     assert cli(*args, "--out", tmp_path / "b").code == 0
     strip = lambda p: [{k: v for k, v in json.loads(line).items() if k != "epoch_time"}
                        for line in p.read_text().splitlines()]
-    a, b = (tmp_path / x / "palindrome" / "lstm-L5-s0" / "metrics.jsonl" for x in "ab")
+    a, b = (tmp_path / x / "palindrome-runs" / "lstm-L5-s0" / "metrics.jsonl" for x in "ab")
     assert strip(a) == strip(b)
     before = snapshot(tmp_path / "a")
     assert cli(*args, "--out", tmp_path / "a").code == 0
@@ -74,7 +74,7 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize("args, fragment", BAD_INPUTS)
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(cli, tmp_path, args, fragment):
-    existing = tmp_path / "palindrome" / "rnn-L4-s0"
+    existing = tmp_path / "palindrome-runs" / "rnn-L4-s0"
     assert cli("palindrome", "--model", "rnn", "--length", "4", "--epochs", "1", "--out", tmp_path, *TINY).code == 0
     before = snapshot(tmp_path)
     r = cli(*args, "--out", tmp_path)
@@ -104,7 +104,7 @@ def test_output_under_a_file_is_refused(cli, tmp_path):
 def test_a_corrupt_checkpoint_is_refused_and_kept(cli, tmp_path):
     args = ["palindrome", "--model", "rnn", "--length", "4", "--epochs", "2", "--out", tmp_path, *TINY]
     assert cli(*args).code == 0
-    run = tmp_path / "palindrome" / "rnn-L4-s0"
+    run = tmp_path / "palindrome-runs" / "rnn-L4-s0"
     (run / "result.json").unlink()  # as if killed before the end
     (run / "checkpoint.pt").write_bytes((run / "checkpoint.pt").read_bytes()[:100])  # truncated
     before = snapshot(tmp_path)

@@ -83,15 +83,15 @@ def test_debug_shows_the_traceback_in_full(cli, tmp_path, broken, monkeypatch, h
     assert "Traceback (most recent call last)" in r.err and "and a second line" in r.err
 
 
-def test_an_output_path_that_cannot_exist_is_exit_3_naming_it(cli):
+def test_an_output_path_that_cannot_exist_is_refused_first_with_exit_2_naming_it(cli):
     r = cli(*RUN, "--out", "/proc/lstmgan-cannot-be-here")  # /proc takes no new folders, even from root
-    assert r.code == 3 and one_line(r.err), r.err
-    assert r.err.startswith("lstmgan: error: /proc/lstmgan-cannot-be-here") and "choose another --out" in r.err
+    assert r.code == 2 and one_line(r.err), r.err  # refused before the progress display starts
+    assert r.err.startswith("lstmgan: error: --out /proc/lstmgan-cannot-be-here") and "choose another --out" in r.err
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_a_forbidden_run_folder_is_exit_3_naming_it(cli, tmp_path):
-    sweep = tmp_path / "runs" / "palindrome"
+    sweep = tmp_path / "runs" / "palindrome-runs"
     sweep.mkdir(parents=True)
     sweep.chmod(0o555)  # --out itself is writable; the sweep folder in it is not
     try:
@@ -142,7 +142,7 @@ def test_a_full_disk_is_exit_3_with_the_fix(cli, tmp_path, tmpfs):
 
 def test_a_read_only_sweep_folder_is_exit_3(cli, tmp_path, tmpfs):
     (tmp_path / "runs").mkdir()
-    sweep = tmpfs(tmp_path / "runs" / "palindrome", "size=64k,ro")
+    sweep = tmpfs(tmp_path / "runs" / "palindrome-runs", "size=64k,ro")
     r = cli(*RUN, "--out", tmp_path / "runs")
     assert r.code == 3 and one_line(r.err), r.err
     assert str(sweep) in r.err and "read-only file system" in r.err
@@ -154,7 +154,7 @@ def test_ctrl_c_is_exit_130_with_how_to_resume(tmp_path):
             *TINY, "--quiet", "--out", str(out)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,  # Ctrl-C as in a shell
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    metrics = out / "palindrome" / "rnn-L4-s0" / "metrics.jsonl"
+    metrics = out / "palindrome-runs" / "rnn-L4-s0" / "metrics.jsonl"
     deadline = time.monotonic() + 120
     while not (metrics.exists() and metrics.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)

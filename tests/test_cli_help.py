@@ -1,6 +1,7 @@
 """What a newcomer sees first: help, version, completion, the packaged configs; all without importing torch."""
 
 import importlib.metadata
+import re
 import subprocess
 import sys
 
@@ -42,7 +43,7 @@ def test_command_help_groups_flags_in_panels_with_choices_and_defaults(cli, comm
     assert r.code == 0
     slurm = panel(r.out, "SLURM")
     assert all(f"{flag} " in slurm for flag in SLURM_FLAGS)
-    assert "--wandb-project" in panel(r.out, "W&B") and "auto|online|offline|disabled" in r.out
+    assert "--wandb-project" in panel(r.out, "W&B") and "auto | online | offline | disabled" in r.out
     assert "--print-config" in panel(r.out, "Output") and "--dry-run" in panel(r.out, "Output")
     assert "--set" in panel(r.out, "Training") and "auto|cpu|cuda" in panel(r.out, "Training")
     assert "[default: runs]" in r.out
@@ -56,9 +57,33 @@ def test_study_help_has_only_the_flags_study_has(cli, monkeypatch):
     assert "--slurm" not in r.out and "--name " not in r.out
 
 
-def test_importing_the_cli_loads_neither_torch_nor_submitit_nor_wandb():
+def test_help_names_the_defaults_that_apply_and_no_bool_labels(cli, monkeypatch):
+    from lstmgan.config import GanConfig, PalindromeConfig, SweepConfig
+
+    monkeypatch.setenv("COLUMNS", "200")
+    run, sweep, gan = PalindromeConfig(), SweepConfig(), GanConfig()
+    palindrome_help, sweep_help, gan_help = (cli(c, "--help").out for c in ("palindrome", "sweep", "gan"))
+    for text in (f"the config's, {run.length})", f"the config's, {run.seed})", f"the config's, {run.epochs})",
+                 "(default: palindrome-runs)"):
+        assert text in palindrome_help, text
+    for text in (f"the config's, {' '.join(map(str, sweep.lengths))}.", f"the config's, {' '.join(sweep.models)}.",
+                 f"the config's, {' '.join(map(str, sweep.seeds))}.", f"the config's, {sweep.name})"):
+        assert text in sweep_help, text
+    assert f"the config's, {gan.epochs})" in gan_help and "(default: gan)" in gan_help
+    assert all("<bool>" not in text for text in (palindrome_help, sweep_help, gan_help, cli("--help").out))
+
+
+def test_wandb_choices_never_wrap_mid_word_at_80_columns(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    wandb = panel(cli("sweep", "--help").out, "W&B")
+    words = re.findall(r"[\w-]+", wandb)  # a choice folded across lines would show as two pieces
+    assert all(choice in words for choice in ("auto", "online", "offline", "disabled")), wandb
+
+
+def test_importing_the_cli_loads_neither_torch_nor_pydantic_nor_submitit_nor_wandb():
     code = ("import sys, lstmgan.cli.main; "
-            "heavy = [m for m in ('torch', 'torchvision', 'submitit', 'wandb', 'matplotlib') if m in sys.modules]; "
+            "heavy = [m for m in ('torch', 'torchvision', 'submitit', 'wandb', 'matplotlib', 'pydantic', "
+            "'lstmgan.config') if m in sys.modules]; "
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

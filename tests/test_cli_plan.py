@@ -7,12 +7,14 @@ from idx import make_tiny_mnist
 SWEEP = ["sweep", "--lengths", "3", "--models", "rnn", "--epochs", "1", *TINY, "--quiet"]
 
 
-def test_print_config_prints_the_resolved_yaml_and_writes_nothing(cli, tmp_path):
-    r = cli("sweep", "--config", "palindrome-sweep", "--lengths", "5,10", "--set", "hidden=32", "--out", tmp_path / "o",
-            "--print-config")
+def test_print_config_prints_what_the_sweep_will_run_and_writes_nothing(cli, tmp_path):
+    r = cli("sweep", "--config", "palindrome-sweep", "--lengths", "5,10", "--set", "hidden=32",
+            "--grid", "lr=1e-3,3e-3", "--out", tmp_path / "o", "--print-config")
     assert r.code == 0, r.err
     cfg = yaml.safe_load(r.out)
-    assert cfg["lengths"] == [5, 10] and cfg["run"]["hidden"] == 32 and cfg["name"] == "palindrome"
+    assert cfg["lengths"] == [5, 10] and cfg["models"] == ["rnn", "lstm"] and cfg["name"] == "palindrome"
+    assert cfg["runs"] == 2 * 2 * len(cfg["seeds"]) * 2 and cfg["per_run"]["hidden"] == 32
+    assert "run" not in cfg and not {"model", "length", "seed", "lr"} & set(cfg["per_run"])  # no setting it won't train
     assert not (tmp_path / "o").exists()
 
 
@@ -50,7 +52,7 @@ def test_a_grid_multiplies_the_runs_and_works_with_dry_run_and_slurm(cli, tmp_pa
     grid = ["--grid", "hidden=8,16", "--grid", "lr=1e-3,3e-3"]
     r = cli(*SWEEP, *grid, "--out", tmp_path / "runs", "--dry-run")
     assert r.code == 0, r.err
-    assert "4 run(s)" in r.out
+    assert "4 runs; nothing was run or written" in r.out
     r = cli(*SWEEP, *grid, "--out", tmp_path / "runs", "--slurm", "--dry-run")
     assert r.code == 0, r.err
     assert "# 4 task(s)" in r.out and "#SBATCH --array=0-3" in r.out

@@ -18,7 +18,7 @@ def metrics_without_times(run):
 def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(cli, tmp_path):
     args = ["palindrome", "--model", "lstm", "--length", "8", "--epochs", "6", *TINY,
             "--set", "hidden=48", "--set", "samples=3000", "--quiet"]
-    killed = tmp_path / "killed" / "palindrome" / "lstm-L8-s0"
+    killed = tmp_path / "killed" / "palindrome-runs" / "lstm-L8-s0"
     proc = subprocess.Popen([sys.executable, "-m", "lstmgan", *args, "--out", str(tmp_path / "killed")])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # kill once at least two epochs are checkpointed, before the end
@@ -33,7 +33,7 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(cli, tmp_pa
 
     assert cli(*args, "--out", tmp_path / "killed").code == 0
     assert cli(*args, "--out", tmp_path / "whole").code == 0
-    whole = tmp_path / "whole" / "palindrome" / "lstm-L8-s0"
+    whole = tmp_path / "whole" / "palindrome-runs" / "lstm-L8-s0"
 
     assert metrics_without_times(killed) == metrics_without_times(whole)
     a = torch.load(killed / "checkpoint.pt", weights_only=True)["model"]

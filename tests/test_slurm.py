@@ -270,7 +270,7 @@ def test_a_preempted_job_requeues_and_ends_like_an_uninterrupted_run(cli, tmp_pa
     # --force: the requeued call must resume, not wipe (Job.force is cleared before checkpoint() pickles it)
     r = cli(*offline, "--force", "--out", tmp_path / "slurm", "--slurm", "--cluster", LOCAL)
     assert r.code == 0, r.err
-    sweep = tmp_path / "slurm" / "palindrome"
+    sweep = tmp_path / "slurm" / "palindrome-runs"
     run = sweep / "lstm-L8-s0"
     record = json.loads((sweep / "slurm.json").read_text())
     job = SlurmJob(sweep / "submitit", record["job_id"])
@@ -286,7 +286,7 @@ def test_a_preempted_job_requeues_and_ends_like_an_uninterrupted_run(cli, tmp_pa
     wandb_id = (run / "wandb-id").read_text()
 
     assert cli(*args, "--out", tmp_path / "whole").code == 0
-    whole = tmp_path / "whole" / "palindrome" / "lstm-L8-s0"
+    whole = tmp_path / "whole" / "palindrome-runs" / "lstm-L8-s0"
     assert metrics_without_times(run) == metrics_without_times(whole)
     a = torch.load(run / "checkpoint.pt", weights_only=True)["model"]
     b = torch.load(whole / "checkpoint.pt", weights_only=True)["model"]

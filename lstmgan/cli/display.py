@@ -7,6 +7,7 @@ itself is the `lstmgan.pipeline.Display` the commands hand to the pipeline.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+
+from lstmgan.words import plural
 
 if TYPE_CHECKING:
     from lstmgan.runner.status import TaskStatus
@@ -82,10 +85,17 @@ def print_table(title: str, rows: Sequence[Sequence[str]], header: Sequence[str]
 STATUS_HEADER = ["run", "SLURM id", "state", "epoch", "last val acc / FID", "log"]
 
 
+def natural(text: str) -> list[Any]:
+    """Sort key that reads numbers as numbers: rnn-L5-s0 before rnn-L10-s0."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
 def print_status(sweep_dir: Path, statuses: Sequence[TaskStatus]) -> None:
+    statuses = sorted(statuses, key=lambda s: natural(s.run_dir.name))
     rows = [[s.run_dir.name, s.job_id, s.state + (f": {s.error}" if s.error and s.error != s.state else ""),
              "–" if s.epoch is None else str(s.epoch), s.last_metric, s.log] for s in statuses]
-    print_table(f"{sweep_dir}: {len(statuses)} task(s)", rows, STATUS_HEADER)
+    slurm = any(s.job_id != "–" for s in statuses)  # a local sweep has runs, not SLURM tasks
+    print_table(f"{sweep_dir}: {plural(len(statuses), 'task' if slurm else 'run')}", rows, STATUS_HEADER)
 
 
 def task_counts(progress: Progress | None, statuses: Sequence[TaskStatus]) -> None:

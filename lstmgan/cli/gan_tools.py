@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from lstmgan.cli.display import progress_display, run_reporter, say
+from lstmgan.cli import display
+from lstmgan.cli.display import progress_display, run_reporter, say, warn
 from lstmgan.cli.options import (
     WANDB,
     Dataset,
@@ -21,7 +22,6 @@ from lstmgan.cli.options import (
     torch_device,
     value,
 )
-from lstmgan.config import TrackingConfig
 from lstmgan.errors import UserError
 
 app = typer.Typer()
@@ -44,22 +44,26 @@ def classifier(
 ) -> None:
     """Train (or show) the small CNN that scores GAN samples: classifier-FID, class histograms."""
     from lstmgan.fs import check_writable
-    from lstmgan.gan.classifier import load_classifier, train_and_save
+    from lstmgan.gan.classifier import data_digest, data_text, load_classifier, mismatch, train_and_save
     from lstmgan.gan.data import load_images
     from lstmgan.gan.train import CLASSIFIER_EPOCHS
 
     require(epochs is None or epochs >= 1, "--epochs", "at least 1", epochs)
     name, path = value(dataset), out / "classifiers" / f"{value(dataset)}.pt"
-    if path.exists() and not force:
-        return say(f"{path}: {name} test accuracy {100 * load_classifier(path)[1]['test_accuracy']:.2f} % "
-                   "(cached; --force retrains)")
-    check_writable(out)
     dev = torch_device(device)
     train, test = (load_images(name, data_dir, train=split, download=download, device=dev) for split in (True, False))
+    if path.exists() and not force:
+        _, meta = load_classifier(path)
+        why = mismatch(meta, name, data_digest(train, test))
+        if why is None:
+            return say(f"{path}: {name} test accuracy {100 * meta['test_accuracy']:.2f} % (cached, trained on "
+                       f"{data_text(meta)}; --force retrains)")
+        warn(f"{path}: {why}; training one on this data")  # lstmgan's own cache, for this dataset: replaced
+    check_writable(out)
     with progress_display(False, 1) as progress:
         _, accuracy = train_and_save(name, train, test, path, epochs=epochs or CLASSIFIER_EPOCHS, device=dev,
                                      progress=run_reporter(progress, 0, f"{name} classifier"))
-    say(f"{path}: {name} test accuracy {100 * accuracy:.2f} %")
+    say(f"{path}: {name} test accuracy {100 * accuracy:.2f} % (trained on {data_text(load_classifier(path)[1])})")
 
 
 @app.command(rich_help_panel=PANEL)
@@ -84,6 +88,9 @@ def interpolate(
     require(pairs >= 1, "--pairs", "at least 1", pairs)
     require(0 < min_confidence <= 1, "--min-confidence", "in (0, 1]", min_confidence)
     check_seed(seed)
+    from lstmgan.config import TrackingConfig
+    from lstmgan.pipeline import wandb_where
+
     tracking = TrackingConfig(mode=value(wandb), project=wandb_project, entity=wandb_entity)
     dev = torch_device(device)
     strips = make_strips(load_trained(run_dir, dev), steps=steps, method=value(method), pairs=pairs, seed=seed,
@@ -91,6 +98,7 @@ def interpolate(
     publish(run_dir, tracking)
     for strip in strips:
         say(f"{strip['png']}: {' → '.join(str(c) for c in strip['classes'])}")
+    wandb_where(display, [run_dir], tracking.mode)
 
 
 @app.command(rich_help_panel=PANEL)
@@ -111,6 +119,8 @@ def sample(
     check_seed(seed)
     if out.suffix not in (".npy", ".png"):
         raise UserError(f"--out {out} must end in .npy (array) or .png (grid)")
+    if out.is_dir():  # even with --force: a folder is never replaced by a file
+        raise UserError(f"--out {out} is a folder; give a file path ending in .npy or .png")
     if out.exists() and not force:
         raise UserError(f"{out} exists; choose another --out or pass --force to overwrite it")
     check_writable(out.parent)

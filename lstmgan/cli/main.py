@@ -192,6 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(e, OSError) and e.errno == errno.ENAMETOOLONG:  # a name the user chose: bad input
             warn(f"error: {too_long(e, Path(os.fsdecode(e.filename or '')))}")
             return 2
+        local = sys.modules.get("lstmgan.runner.local")  # loaded if runs trained side by side; never imported here
+        if local is not None and isinstance(e, local.RunDied):  # a run's failure, named: not an internal error
+            warn(f"error: {e}")
+            return 1
         cause = os_error(e)
         if cause is not None:
             warn(f"error: {os_message(cause, args)}")

@@ -16,18 +16,24 @@ import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from lstmgan import catalog
 from lstmgan.choices import DATASETS, DEVICES, MAX_SEED, MODELS, WANDB_MODES
-from lstmgan.config import TrackingConfig, check_name
 from lstmgan.errors import UserError
-from lstmgan.overrides import parse_sets, refuse_owned_sets
 from lstmgan.pipeline import Flow, SlurmRequest
 
+if TYPE_CHECKING:
+    from lstmgan.config import TrackingConfig
+
 TRAINING, OUTPUT, WANDB, SLURM = "Training", "Output", "W&B", "SLURM"  # help panels of the training commands
+
+# A flag takes no value, so --help shows no type for it (typer labels every flag `<bool>`).
+_value_label = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = (  # type: ignore[method-assign]
+    lambda self, ctx: None if self.is_bool_flag else _value_label(self, ctx))
 
 # --- choices ------------------------------------------------------------------------------------------------------
 
@@ -105,7 +111,8 @@ class Options:
     out: Annotated[Path, typer.Option(
         "--out", help="Folder that holds sweep/run folders.", show_default=True, rich_help_panel=OUTPUT)] = Path("runs")
     name: Annotated[str | None, typer.Option(
-        "--name", help="Sweep name: runs go to OUT/NAME/.", rich_help_panel=OUTPUT)] = None
+        "--name", help="Sweep name: runs go to OUT/NAME/ (default: the config's, palindrome).",
+        rich_help_panel=OUTPUT)] = None
     force: Annotated[bool, typer.Option(
         "--force", help="Start over even if the run folder holds a run.", rich_help_panel=OUTPUT)] = False
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.", rich_help_panel=OUTPUT)] = False
@@ -116,7 +123,8 @@ class Options:
         "--dry-run", help="List the runs that would train, resume or be skipped (with --slurm: print the sbatch "
         "script); run and write nothing.", rich_help_panel=OUTPUT)] = False
     wandb: Annotated[WandbMode, typer.Option(
-        "--wandb", help="auto: online if logged in, else offline.", show_default=True,
+        "--wandb", help="auto | online | offline | disabled; auto: online if logged in, else offline.",
+        show_default=True, metavar="MODE",
         rich_help_panel=WANDB)] = WandbMode.auto
     wandb_project: Annotated[str, typer.Option(
         "--wandb-project", help="W&B project.", show_default=True, rich_help_panel=WANDB)] = "lstmgan"
@@ -126,14 +134,16 @@ class Options:
         "--group", help="W&B group (default: one per sweep/study folder, kept in its wandb-group file).",
         rich_help_panel=WANDB)] = None
     wandb_system_metrics: Annotated[bool, typer.Option(
-        "--wandb-system-metrics/--no-wandb-system-metrics", help="Log GPU/CPU utilisation and memory to W&B.",
-        show_default=True, rich_help_panel=WANDB)] = True
+        "--wandb-system-metrics/--no-wandb-system-metrics", help="Log GPU/CPU utilisation and memory to W&B "
+        "(default: on).", show_default=False, rich_help_panel=WANDB)] = True
     wandb_artifacts: Annotated[bool, typer.Option(
         "--wandb-artifacts", help="Log GAN checkpoints as W&B artifacts (at the end of a run, or at sync).",
         rich_help_panel=WANDB)] = False
 
     def folder(self, default: str) -> str:
         """--name, checked like a sweep's name: one plain folder under --out."""
+        from lstmgan.config import check_name
+
         name = default if self.name is None else self.name
         check_name("--name", name)
         return name
@@ -143,10 +153,14 @@ class Options:
 
     def sets(self, owned: dict[str, str], command: str = "") -> list[str] | None:
         """--set items, refused where the command sets that key through a flag of its own."""
+        from lstmgan.overrides import parse_sets, refuse_owned_sets
+
         refuse_owned_sets(parse_sets(self.set_), owned, command)
         return self.set_
 
     def tracking(self) -> TrackingConfig:
+        from lstmgan.config import TrackingConfig
+
         tracking = TrackingConfig(mode=value(self.wandb), project=self.wandb_project, entity=self.wandb_entity,
                                   group=self.group, system_metrics=self.wandb_system_metrics,
                                   artifacts=self.wandb_artifacts)
@@ -245,7 +259,11 @@ def _with_help(hint: Any, text: str | None) -> Any:
 
 # --- options several commands share ------------------------------------------------------------------------------
 
-EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="Training epochs.", rich_help_panel=TRAINING)]
+def epochs_opt(default: int) -> Any:
+    """--epochs, its help naming the default that applies (the config's, unless a YAML or --set says else)."""
+    return Annotated[int | None, typer.Option("--epochs", help=f"Training epochs (default: the config's, {default}).",
+                                              rich_help_panel=TRAINING)]
+
 DatasetOpt = Annotated[Dataset | None, typer.Option(help="Default: the config's, mnist.", rich_help_panel=TRAINING)]
 DataDirOpt = Annotated[Path | None, typer.Option(help="Folder with the IDX files (torchvision layout or flat); "
                                                  "default: the config's, data.", rich_help_panel=TRAINING)]

@@ -12,31 +12,36 @@ from lstmgan import catalog
 from lstmgan.cli import display
 from lstmgan.cli.display import print_status, print_table, say, warn
 from lstmgan.cli.options import WandbMode, value
-from lstmgan.config import TrackingConfig
 from lstmgan.errors import UserError
-from lstmgan.pipeline import show_summary
+from lstmgan.pipeline import show_summary, wandb_where
 
 app = typer.Typer()
 PANEL = "Results"
 
-SweepDirArg = Annotated[Path, typer.Argument(help="A sweep folder, e.g. runs/palindrome.")]
+SweepDirArg = Annotated[Path, typer.Argument(help="A sweep, study or any folder above them, e.g. runs/palindrome "
+                                             "or runs.")]
 
 
-def existing_sweep(sweep_dir: Path) -> Path:
-    if not sweep_dir.is_dir():
-        raise UserError(f"{sweep_dir} is not a folder; give a sweep folder such as runs/palindrome")
-    return sweep_dir
+def existing_folder(folder: Path) -> Path:
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder; give a sweep or study folder such as runs/palindrome")
+    return folder
 
 
 @app.command(rich_help_panel=PANEL)
 def status(sweep_dir: SweepDirArg) -> None:
-    """Per task: SLURM id, state, epoch reached, last val acc or FID, log file (local sweeps too)."""
+    """Per run: SLURM id, state, epoch reached, last val acc or FID, log file; for each sweep, study part or
+    folder of one-off runs found in the folder or beneath it."""
+    from lstmgan.results.summary import find_sweeps
     from lstmgan.runner.status import task_statuses
 
-    statuses = task_statuses(existing_sweep(sweep_dir))
-    if not statuses:
-        raise UserError(f"{sweep_dir} holds no runs and no SLURM submission")
-    print_status(sweep_dir, statuses)
+    shown = 0
+    for folder in find_sweeps(existing_folder(sweep_dir)):
+        if statuses := task_statuses(folder):
+            print_status(folder, statuses)
+            shown += 1
+    if not shown:
+        raise UserError(f"{sweep_dir} holds no runs and no SLURM submission, nor does any folder beneath it")
 
 
 @app.command(rich_help_panel=PANEL)
@@ -45,16 +50,25 @@ def collect(
     wandb: Annotated[WandbMode, typer.Option(help="Also log the table and figures to the sweep's W&B report run.",
                                              show_default=True)] = WandbMode.disabled,
 ) -> None:
-    """Summary table, summary.md/.csv and figures from the runs that finished so far."""
-    from lstmgan.results.summary import load_runs
+    """Summary table, summary.md/.csv and figures from the runs that finished so far, for each folder of
+    palindrome runs found in the folder or beneath it."""
+    from lstmgan.config import TrackingConfig
+    from lstmgan.results.summary import find_sweeps, load_runs
 
-    skipped: list[tuple[Path, str]] = []
-    if not load_runs(existing_sweep(sweep_dir), skipped):
-        raise UserError(f"{sweep_dir} holds no palindrome runs; `lstmgan status {sweep_dir}` shows what it holds")
-    for path, why in skipped:  # damaged runs are named, the rest is summarised
-        warn(f"skipped {path.name}: {why}")
     tracking = None if wandb is WandbMode.disabled else TrackingConfig(mode=value(wandb))
-    show_summary(display, sweep_dir, f"Sweep {sweep_dir.name} (collected)", tracking)
+    folders = []
+    for folder in find_sweeps(existing_folder(sweep_dir)):
+        notes: list[tuple[Path, str]] = []
+        if load_runs(folder, notes):
+            folders.append(folder)
+        for path, why in notes:  # damaged runs are named, the rest is summarised
+            warn(f"damaged run {path.relative_to(sweep_dir)}: {why}")
+    if not folders:
+        raise UserError(f"{sweep_dir} holds no palindrome runs, nor does any folder beneath it; `lstmgan status "
+                        f"{sweep_dir}` shows what it holds")
+    reports = [show_summary(display, folder, f"Sweep {folder.name} (collected)", tracking) for folder in folders]
+    if tracking is not None:
+        wandb_where(display, [r for r in reports if r is not None], tracking.mode)
 
 
 @app.command(rich_help_panel=PANEL)
@@ -84,11 +98,14 @@ def report(
         raise UserError(f"{folder} is not a folder; give the study folder, e.g. runs/study")
     check_writable(folder)
     built = build_report(folder)
+    say(f"Report: {built.md_path} and {built.html_path}")
     if wandb is not WandbMode.disabled:
+        from lstmgan.config import TrackingConfig
         from lstmgan.tracking.publish import publish_report
 
-        publish_report(folder, built.named_tables(), built.figures, TrackingConfig(mode=value(wandb)))
-    say(f"Report: {built.md_path} and {built.html_path}")
+        tracking = TrackingConfig(mode=value(wandb))
+        run = publish_report(folder, built.named_tables(), built.figures, tracking)
+        wandb_where(display, [run] if run else [], tracking.mode)
 
 
 @app.command(rich_help_panel=PANEL)

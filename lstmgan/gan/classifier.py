@@ -7,6 +7,7 @@ penultimate layer plays the role of Inception's pool features.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -118,13 +119,39 @@ def accuracy(model: nn.Module, images: Tensor, labels: Tensor, *, batch_size: in
     return correct / max(len(images), 1)
 
 
+def data_digest(train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor]) -> str:
+    """What identifies the data a classifier sees: a sha256 of the decoded images and labels of both splits
+    (the IDX files' content, whatever their layout or compression), 16 hex digits."""
+    digest = hashlib.sha256()
+    for tensor in (*train, *test):
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def data_text(meta: dict[str, Any]) -> str:
+    """Which data a saved classifier saw: `mnist, 60000 training images, data sha256 0123abcd…`."""
+    seen = f"{meta.get('dataset', 'an unnamed dataset')}, {meta.get('train_images', '?')} training images"
+    return seen + (f", data sha256 {meta['data']}" if meta.get("data") else ", data digest not recorded")
+
+
+def mismatch(meta: dict[str, Any], dataset: str, digest: str) -> str | None:
+    """Why a saved classifier does not fit this data (another dataset, or the same name on other images, or a
+    classifier saved before digests were recorded), or None when it was trained on exactly this data."""
+    if meta.get("dataset") == dataset and meta.get("data") == digest:
+        return None
+    return f"it was trained on {data_text(meta)}, not on this data ({dataset}, data sha256 {digest})"
+
+
 def train_and_save(dataset: str, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], path: Path | str,
                    *, epochs: int, device: torch.device | str,
                    progress: Callable[[int, int, str], None] | None = None) -> tuple[SmallCNN, float]:
-    """The one place that trains the judging classifier, saves it and labels it with its dataset
-    (the GAN trainer's cache and the `classifier` command both come here). Seed 0: one classifier per dataset."""
+    """The one place that trains the judging classifier, saves it and labels it with the data it saw (its
+    dataset and `data_digest`; the GAN trainer's cache and the `classifier` command both come here). Seed 0:
+    one classifier per data."""
+    digest = data_digest(train, test)
     model, accuracy = train_classifier(*train, *test, epochs=epochs, seed=0, device=device, progress=progress)
-    save_classifier(model, path, {"dataset": dataset, "test_accuracy": accuracy, "train_images": len(train[0])})
+    save_classifier(model, path, {"dataset": dataset, "data": digest, "test_accuracy": accuracy,
+                                  "train_images": len(train[0])})
     return model, accuracy
 
 

@@ -73,8 +73,10 @@ def mean_std_text(values: list[float], pct: bool = False) -> str:
         return "–"
     k = 100 if pct else 1
     mean = statistics.fmean(values) * k
-    std = statistics.stdev(values) * k if len(values) > 1 else 0.0
-    return f"{mean:.1f} ± {std:.1f}" + (" %" if pct else "")
+    unit = " %" if pct else ""
+    if len(values) == 1:  # one seed: no spread to show
+        return f"{mean:.1f}{unit}"
+    return f"{mean:.1f} ± {statistics.stdev(values) * k:.1f}{unit}"
 
 
 def cell(value: Any) -> str:
@@ -113,8 +115,38 @@ def load_runs(sweep_dir: Path, skipped: list[tuple[Path, str]] | None = None) ->
             notes.append((run.path, f"{why}; counted as unfinished"))
         elif result is not None and not (result.get("epoch_to_99") is None or is_number(result["epoch_to_99"])):
             result = {**result, "epoch_to_99": None}  # "never reached 99 %" as far as a summary can tell
+        if damage := run.metrics_damage():
+            notes.append((run.path, damage))
         records.append(RunRecord(cfg, run.path, rows_with(run.metrics(), CURVE_NUMBERS), result))
     return records
+
+
+def run_folders(folder: Path) -> list[Path]:
+    """The run folders directly under `folder` (each holds a config.yaml)."""
+    return sorted(p.parent for p in folder.glob("*/config.yaml"))
+
+
+def find_sweeps(folder: Path, depth: int = 3) -> list[Path]:
+    """`folder` and the folders beneath it (down to `depth` levels) that hold runs or a SLURM submission:
+    a sweep folder, a study's sweep/ablation/gan folders, `runs/` with a sweep and one-off runs. A run folder's
+    own subfolders are not searched; links are not followed."""
+    found: list[Path] = []
+
+    def visit(path: Path, level: int) -> None:
+        if (path / "config.yaml").is_file():
+            return  # a run folder: its parent holds it
+        if run_folders(path) or (path / "slurm.json").is_file():
+            found.append(path)
+        if level < depth:
+            try:
+                children = sorted(p for p in path.iterdir() if p.is_dir() and not p.is_symlink())
+            except OSError:  # unreadable: what the rest holds is still found
+                return
+            for child in children:
+                visit(child, level + 1)
+
+    visit(folder, 0)
+    return found
 
 
 def varied_keys(records: Sequence[RunRecord]) -> list[str]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import torch
@@ -37,29 +39,96 @@ def run_inprocess(jobs: Sequence[Job], progress: Callable[[int, Job], Progress] 
     return outcomes
 
 
-class _QueueProgress:
-    """Progress from a worker process: (index, done, total, text) onto a queue the parent reads."""
+class RunDied(Exception):
+    """A worker process ended while its run was under way (killed, out of memory): that run failed; the CLI
+    names it in one line (exit 1) and a rerun resumes it from its last checkpoint."""
 
-    def __init__(self, queue: Any, index: int) -> None:
-        self.queue, self.index = queue, index
+
+# The worker's end of the parent's event queue: ("start", index, pid), ("progress", index, (done, total, text)),
+# ("end", index, None). A plain multiprocessing queue handed over at start-up, not a Manager's proxy: no
+# extra process whose death would break every worker's progress report with a traceback.
+_EVENTS: Any = None
+
+
+class _QueueProgress:
+    """Progress from a worker process, onto the event queue the parent reads."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
 
     def __call__(self, done: int, total: int, text: str) -> None:
-        self.queue.put((self.index, done, total, text))
+        _EVENTS.put(("progress", self.index, (done, total, text)))
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, events: Any) -> None:
     """In each worker: Ctrl-C/SIGTERM only ask the runs to stop at their next checkpoint, however many
     arrive (a terminal's Ctrl-C reaches the worker and the parent forwards it too; a second one from the user
     makes the parent kill the workers). The signals were blocked since the worker started, so none is lost."""
+    global _EVENTS
+    _EVENTS = events
     torch.set_num_threads(threads)
     handle_stop_signals(at_once=False)
 
 
-def _call(job: Job, progress: Progress) -> dict[str, Any] | None:
+def _call(job: Job, index: int) -> dict[str, Any] | None:
+    _EVENTS.put(("start", index, os.getpid()))
     try:
-        return job(progress)
+        return job(_QueueProgress(index))
     except StopRequested:
         return None  # stopped on request: nothing to report, and no traceback to ship to the parent
+    finally:
+        _EVENTS.put(("end", index, None))
+
+
+class _Runs:
+    """What the parent knows of the runs in the workers: which process runs which, which have ended."""
+
+    def __init__(self, events: Any, reporters: dict[int, Progress]) -> None:
+        self.events, self.reporters = events, reporters
+        self.pids: dict[int, int] = {}  # run index → worker pid
+        self.ended: set[int] = set()
+        self.processes: dict[int, Any] = {}  # pid → multiprocessing.Process, kept after the pool forgets them
+
+    def read(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
+        self.processes.update({p.pid: p for p in _workers(pool) if p.pid is not None})
+        while True:
+            try:
+                kind, index, data = self.events.get_nowait()
+            except (queue.Empty, OSError, EOFError, ValueError):
+                return
+            if kind == "start":
+                self.pids[index] = data
+            elif kind == "end":
+                self.ended.add(index)
+            elif index in self.reporters:
+                self.reporters[index](*data)
+
+    def running(self) -> list[int]:
+        return [i for i in self.pids if i not in self.ended]
+
+    def dead(self) -> list[tuple[int, int | None]]:
+        """(run index, exit code) of the runs whose worker ended before the run did."""
+        out = []
+        for index in self.running():
+            process = self.processes.get(self.pids[index])
+            if process is not None and process.exitcode is not None:
+                out.append((index, process.exitcode))
+        return out
+
+
+def _died(jobs: Sequence[Job], dead: list[tuple[int, int | None]]) -> RunDied:
+    def how(code: int | None) -> str:
+        if code is not None and code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exit code {code}"
+
+    names = "; ".join(f"{jobs[i].label} (its worker process was {how(code)})" for i, code in dead) or \
+        "a run (a worker process ended abruptly)"
+    return RunDied(f"run failed: {names}; the other runs stopped at their last checkpoint or finished; rerun "
+                   "the same command to resume")
 
 
 def run_parallel(jobs: Sequence[Job], workers: int,
@@ -90,37 +159,39 @@ def run_parallel(jobs: Sequence[Job], workers: int,
     in_main = threading.current_thread() is threading.main_thread()
     if in_main:
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    events = ctx.Queue()
+    runs = _Runs(events, reporters)
     try:
-        with ctx.Manager() as manager:
-            queue = manager.Queue()
-            pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                                          initargs=(threads,))
-            futures = {pool.submit(_call, job, _QueueProgress(queue, i)): i for i, job in enumerate(jobs)}
-            # the first signal goes on to the workers at once, so none picks up a queued run
-            with stop_on_signals(first=lambda: _signal_workers(pool, signal.SIGINT)):
-                try:
-                    _follow(pool, futures, queue, reporters)
-                except BaseException as e:
-                    # a second signal is a plain KeyboardInterrupt: no waiting for checkpoints then
-                    _stop_workers(pool, at_once=type(e) is KeyboardInterrupt)
-                    raise
-            pool.shutdown(wait=True)
-            return [Outcome(job, result=f.result()) for f, job in zip(futures, jobs)]
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                                      initargs=(threads, events))
+        futures = {pool.submit(_call, job, i): i for i, job in enumerate(jobs)}
+        # the first signal goes on to the workers at once, so none picks up a queued run
+        with stop_on_signals(first=lambda: _signal_workers(pool, signal.SIGINT)):
+            try:
+                _follow(pool, futures, runs)
+            except BrokenProcessPool:
+                _stop_workers(pool, runs, at_once=False)
+                raise _died(jobs, runs.dead()) from None
+            except BaseException as e:
+                # a second signal is a plain KeyboardInterrupt: no waiting for checkpoints then
+                _stop_workers(pool, runs, at_once=type(e) is KeyboardInterrupt)
+                raise
+        pool.shutdown(wait=True)
+        runs.read(pool)
+        return [Outcome(job, result=f.result()) for f, job in zip(futures, jobs)]
     finally:
+        events.close()
+        events.cancel_join_thread()  # nothing left to send that anyone reads
         if in_main:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
-def _follow(pool: concurrent.futures.ProcessPoolExecutor, futures: dict[Any, int], queue: Any,
-            reporters: dict[int, Progress]) -> None:
+def _follow(pool: concurrent.futures.ProcessPoolExecutor, futures: dict[Any, int], runs: _Runs) -> None:
     pending = set(futures)
     cancelled = False
     while pending:
         done, pending = concurrent.futures.wait(pending, timeout=0.2, return_when=concurrent.futures.FIRST_EXCEPTION)
-        while not queue.empty():
-            index, step, total, text = queue.get()
-            if index in reporters:
-                reporters[index](step, total, text)
+        runs.read(pool)
         if stop_requested() and not cancelled:
             for f in pending:  # queued runs never start (the workers were told in the signal handler)
                 f.cancel()
@@ -150,19 +221,25 @@ def _signal_workers(pool: concurrent.futures.ProcessPoolExecutor, sig: int) -> N
                 pass
 
 
-def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor, at_once: bool) -> None:
-    """On an error or a signal: cancel the queue, ask the running runs to stop and wait for them to
-    checkpoint (`at_once`, or a second signal meanwhile: kill them), so no worker outlives this command."""
-    processes = _workers(pool)  # before shutdown(), which forgets them
+def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor, runs: _Runs, at_once: bool) -> None:
+    """On an error, a dead worker or a signal: cancel the queue, ask the running runs to stop and wait until
+    each has checkpointed and ended (`at_once`, or a second signal meanwhile: kill them); then no worker,
+    busy or idle, outlives this command."""
+    runs.read(pool)
+    processes = list(runs.processes.values())  # before shutdown(), which forgets them
     _signal_workers(pool, signal.SIGINT)
     pool.shutdown(wait=False, cancel_futures=True)
     deadline = time.monotonic() + 60
+
+    def busy() -> bool:
+        runs.read(pool)
+        return any(runs.processes[runs.pids[i]].is_alive() for i in runs.running() if runs.pids[i] in runs.processes)
+
     try:
-        for process in processes:
-            while not at_once and process.is_alive() and time.monotonic() < deadline:
-                process.join(0.2)
+        while not at_once and busy() and time.monotonic() < deadline:
+            time.sleep(0.2)
     finally:
         for process in processes:
             if process.is_alive():
                 process.kill()
-                process.join(5)
+            process.join(5)

@@ -57,7 +57,7 @@ def temps(folder: Path) -> list[Path]:
 
 @pytest.mark.timeout(120)
 def test_a_disk_that_fills_up_mid_run_damages_nothing_and_the_rerun_finishes(cli, small_disk, tmp_path):
-    run = small_disk / "palindrome" / "lstm-L6-s0"
+    run = small_disk / "palindrome-runs" / "lstm-L6-s0"
     proc = lstmgan(*RUN, "--out", small_disk)
     wait_for(lambda: (run / "checkpoint.pt").exists(), "a first checkpoint")
     proc.send_signal(signal.SIGSTOP)
@@ -76,7 +76,7 @@ def test_a_disk_that_fills_up_mid_run_damages_nothing_and_the_rerun_finishes(cli
     filler.unlink()  # space again: the same command resumes and finishes
     assert cli(*RUN, "--out", small_disk).code == 0
     assert cli(*RUN, "--out", tmp_path / "whole").code == 0
-    assert metrics_without_times(run) == metrics_without_times(tmp_path / "whole" / "palindrome" / "lstm-L6-s0")
+    assert metrics_without_times(run) == metrics_without_times(tmp_path / "whole" / "palindrome-runs" / "lstm-L6-s0")
 
     # The CLI's side: the OSError became one line naming the file and the problem, exit 3.
     assert proc.returncode == 3, err
@@ -87,7 +87,7 @@ def test_a_disk_that_fills_up_mid_run_damages_nothing_and_the_rerun_finishes(cli
 def test_temp_files_a_killed_writer_left_are_removed_when_the_run_starts_again(cli, tmp_path):
     args = ["palindrome", "--model", "rnn", "--length", "4", *TINY, "--out", tmp_path]
     assert cli(*args, "--epochs", "1").code == 0
-    run = tmp_path / "palindrome" / "rnn-L4-s0"
+    run = tmp_path / "palindrome-runs" / "rnn-L4-s0"
     (run / "result.json").unlink()  # as if killed right after its last checkpoint
     debris = [run / ".checkpoint.pt.k2j3h4.tmp", run / ".metrics.jsonl.x9y8z7.tmp"]
     for path in debris:
@@ -137,11 +137,11 @@ def read_only_disk(tmp_path: Path):
 def test_a_read_only_folder_is_one_line_and_nothing_changes(cli, read_only_disk):
     args = ["palindrome", "--model", "rnn", "--length", "3", "--epochs", "1", *TINY, "--quiet"]
     assert cli(*args, "--out", read_only_disk).code == 0
-    run = read_only_disk / "palindrome" / "rnn-L3-s0"
+    run = read_only_disk / "palindrome-runs" / "rnn-L3-s0"
     (run / "result.json").unlink()  # unfinished: the next command must write to resume it
     subprocess.run(["mount", "-o", "remount,ro", str(read_only_disk)], check=True)
     before = {p: p.read_bytes() for p in read_only_disk.rglob("*") if p.is_file()}
-    for command in (args + ["--epochs", "2", "--out", read_only_disk], ["report", read_only_disk / "palindrome",
+    for command in (args + ["--epochs", "2", "--out", read_only_disk], ["report", read_only_disk / "palindrome-runs",
                                                                         "--wandb", "disabled"]):
         r = cli(*command)
         assert r.code in (2, 3) and len(r.err.strip().splitlines()) == 1, r.err

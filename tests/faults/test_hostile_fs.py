@@ -26,7 +26,7 @@ def trained(cli, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "precious.txt").write_text("not lstmgan's to touch\n")
-    return tmp_path / "out" / "palindrome" / "rnn-L4-s0", outside
+    return tmp_path / "out" / "palindrome-runs" / "rnn-L4-s0", outside
 
 
 @pytest.mark.parametrize("force", [False, True], ids=["plain", "force"])
@@ -101,7 +101,7 @@ def test_a_link_planted_under_a_temp_name_is_removed_never_followed(cli, tmp_pat
 def test_a_checkpoint_of_another_model_size_is_bad_input_and_the_run_stays_as_it_was(cli, tmp_path, trained):
     run, _ = trained
     assert cli(*ARGS, "--epochs", "1", "--set", "hidden=32", "--out", tmp_path / "big").code == 0
-    shutil.copy(tmp_path / "big" / "palindrome" / "rnn-L4-s0" / "checkpoint.pt", run / "checkpoint.pt")
+    shutil.copy(tmp_path / "big" / "palindrome-runs" / "rnn-L4-s0" / "checkpoint.pt", run / "checkpoint.pt")
     before = snapshot(run)
     r = cli(*ARGS, "--epochs", "3", "--out", tmp_path / "out")  # more epochs: would resume from that checkpoint
     one_line_refusal(r, str(run / "checkpoint.pt"), "another config", "--force")
@@ -171,7 +171,7 @@ def test_a_forged_checkpoint_whose_weights_do_not_fit_is_refused_by_the_fit_chec
     from lstmgan.rundir import RunDir, prepare
 
     run, _ = trained
-    big = tmp_path / "big" / "palindrome" / "rnn-L4-s0"
+    big = tmp_path / "big" / "palindrome-runs" / "rnn-L4-s0"
     assert cli(*ARGS, "--epochs", "1", "--set", "hidden=32", "--out", tmp_path / "big").code == 0
     forged = torch.load(big / "checkpoint.pt", weights_only=True)
     forged["config"] = torch.load(run / "checkpoint.pt", weights_only=True)["config"]  # claims hidden=16
@@ -211,7 +211,7 @@ def test_a_forged_checkpoint_is_bad_input_through_the_cli_and_the_run_stays_as_i
     import torch
 
     run, _ = trained
-    big = tmp_path / "big" / "palindrome" / "rnn-L4-s0"
+    big = tmp_path / "big" / "palindrome-runs" / "rnn-L4-s0"
     assert cli(*ARGS, "--epochs", "1", "--set", "hidden=32", "--out", tmp_path / "big").code == 0
     forged = torch.load(big / "checkpoint.pt", weights_only=True)
     forged["config"] = torch.load(run / "checkpoint.pt", weights_only=True)["config"]  # claims hidden=16

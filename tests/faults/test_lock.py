@@ -20,7 +20,7 @@ RUN = ["palindrome", "--model", "lstm", "--length", "6", "--epochs", "20", *TINY
 
 @pytest.mark.timeout(180)
 def test_a_second_writer_is_refused_and_a_killed_writers_lock_is_taken_over(cli, tmp_path):
-    run = tmp_path / "palindrome" / "lstm-L6-s0"
+    run = tmp_path / "palindrome-runs" / "lstm-L6-s0"
     first = lstmgan(*RUN, "--out", tmp_path)
     wait_for(lambda: (run / "checkpoint.pt").exists(), "the first writer's first checkpoint")
     first.send_signal(signal.SIGSTOP)  # alive and holding the lock for as long as the test needs
@@ -42,11 +42,11 @@ def test_a_second_writer_is_refused_and_a_killed_writers_lock_is_taken_over(cli,
     assert cli(*RUN, "--out", tmp_path / "whole").code == 0
     epochs = [row["epoch"] for row in metrics_without_times(run)]
     assert epochs == list(range(1, 21)), "duplicated or missing metrics rows"
-    assert metrics_without_times(run) == metrics_without_times(tmp_path / "whole" / "palindrome" / "lstm-L6-s0")
+    assert metrics_without_times(run) == metrics_without_times(tmp_path / "whole" / "palindrome-runs" / "lstm-L6-s0")
 
 
 def test_a_lock_held_on_another_host_is_respected_and_named(cli, tmp_path):
-    run = tmp_path / "palindrome" / "rnn-L4-s0"
+    run = tmp_path / "palindrome-runs" / "rnn-L4-s0"
     run.mkdir(parents=True)
     (run / ".lstmgan.lock").write_text(json.dumps({"host": "node-0042", "pid": 4242, "slurm_job_id": None,
                                                    "slurm_array_task": None, "started": "2026-01-01T00:00:00"}))
@@ -57,7 +57,7 @@ def test_a_lock_held_on_another_host_is_respected_and_named(cli, tmp_path):
 
 
 def test_a_requeued_slurm_task_takes_over_its_own_lock(cli, tmp_path, monkeypatch):
-    run = tmp_path / "palindrome" / "rnn-L4-s0"
+    run = tmp_path / "palindrome-runs" / "rnn-L4-s0"
     run.mkdir(parents=True)
     # the same array task's earlier attempt, on another node (preempted, then requeued here)
     (run / ".lstmgan.lock").write_text(json.dumps({"host": "node-0042", "pid": 4242, "slurm_job_id": "777",

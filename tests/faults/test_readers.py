@@ -61,7 +61,7 @@ def test_report_lists_damaged_runs_with_the_reason_and_goes_on(cli, sweep):
 
 def test_report_refuses_a_single_run_folder_and_writes_nothing(cli, tmp_path):
     assert cli("palindrome", "--model", "rnn", "--length", "3", "--epochs", "1", *TINY, "--out", tmp_path).code == 0
-    run = tmp_path / "palindrome" / "rnn-L3-s0"
+    run = tmp_path / "palindrome-runs" / "rnn-L3-s0"
     before = snapshot(tmp_path)
     r = cli("report", run, "--wandb", "disabled")
     assert r.code == 2 and "is a run folder" in r.err and str(run.parent) in r.err, r.err

@@ -13,7 +13,7 @@ ARGS = ["palindrome", "--model", "rnn", "--length", "4", *TINY, "--quiet"]
 
 def test_metrics_that_lost_rows_the_checkpoint_covers_are_refused_with_the_fix(cli, tmp_path):
     assert cli(*ARGS, "--epochs", "3", "--out", tmp_path).code == 0
-    run = tmp_path / "palindrome" / "rnn-L4-s0"
+    run = tmp_path / "palindrome-runs" / "rnn-L4-s0"
     (run / "result.json").unlink()  # killed after its last checkpoint, and metrics.jsonl lost a row
     rows = (run / "metrics.jsonl").read_text().splitlines()
     (run / "metrics.jsonl").write_text("\n".join(rows[:1] + rows[2:]) + "\n")
@@ -27,12 +27,12 @@ def test_a_finished_run_asked_for_more_epochs_continues_to_the_new_end(cli, tmp_
     assert cli(*ARGS, "--epochs", "3", "--out", tmp_path).code == 0
     more = cli(*ARGS, "--epochs", "5", "--out", tmp_path)
     assert more.code == 0, more.err
-    run = tmp_path / "palindrome" / "rnn-L4-s0"
+    run = tmp_path / "palindrome-runs" / "rnn-L4-s0"
     result = json.loads((run / "result.json").read_text())
     assert result["epochs"] == 5 and result["resumed"] is True
     assert yaml.safe_load((run / "config.yaml").read_text())["epochs"] == 5
     assert cli(*ARGS, "--epochs", "5", "--out", tmp_path / "whole").code == 0
-    assert metrics_without_times(run) == metrics_without_times(tmp_path / "whole" / "palindrome" / "rnn-L4-s0")
+    assert metrics_without_times(run) == metrics_without_times(tmp_path / "whole" / "palindrome-runs" / "rnn-L4-s0")
 
     fewer = cli(*ARGS, "--epochs", "4", "--out", tmp_path)  # never "done" with another number of epochs
     assert fewer.code == 2 and "finished 5 epochs" in fewer.err, fewer.err
@@ -40,7 +40,7 @@ def test_a_finished_run_asked_for_more_epochs_continues_to_the_new_end(cli, tmp_
 
 def test_a_folder_written_before_a_config_key_existed_still_resumes(cli, tmp_path):
     assert cli(*ARGS, "--epochs", "2", "--out", tmp_path).code == 0
-    run = tmp_path / "palindrome" / "rnn-L4-s0"
+    run = tmp_path / "palindrome-runs" / "rnn-L4-s0"
     stored = yaml.safe_load((run / "config.yaml").read_text())
     assert stored.pop("encoding") == "onehot"  # a key at its default, as an older lstmgan wrote no such key
     (run / "config.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))

@@ -1,0 +1,8 @@
+"""Counting words the same way everywhere: `1 run`, `2 runs`."""
+
+from __future__ import annotations
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """`1 run`, `0 runs`, `3 runs`; `many` for nouns whose plural is not noun + s."""
+    return f"{count} {noun if count == 1 else many or noun + 's'}"
