@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import contextlib
+import io
 import tempfile
 import time
 
@@ -67,8 +69,9 @@ def bench_sweep() -> float:
 
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        code = main(["sweep", "--config", "jobs/palindrome-sweep.yaml", "--out", out, "--wandb", "offline",
-                     "--quiet"])
+        with contextlib.redirect_stdout(io.StringIO()):  # its summary and "sync <temp folder>" would outlive the folder
+            code = main(["sweep", "--config", "jobs/palindrome-sweep.yaml", "--out", out, "--wandb", "offline",
+                         "--quiet"])
         if code:
             raise SystemExit(f"sweep failed with exit code {code}")
         return time.perf_counter() - start

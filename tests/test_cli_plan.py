@@ -55,7 +55,7 @@ def test_a_grid_multiplies_the_runs_and_works_with_dry_run_and_slurm(cli, tmp_pa
     assert "4 runs; nothing was run or written" in r.out
     r = cli(*SWEEP, *grid, "--out", tmp_path / "runs", "--slurm", "--dry-run")
     assert r.code == 0, r.err
-    assert "# 4 task(s)" in r.out and "#SBATCH --array=0-3" in r.out
+    assert "# 4 tasks for" in r.out and "#SBATCH --array=0-3" in r.out
     r = cli(*SWEEP, *grid, "--out", tmp_path / "runs", "--print-config")
     assert yaml.safe_load(r.out)["grid"]["hidden"] == [8, 16]
     assert not (tmp_path / "runs").exists()

@@ -175,7 +175,7 @@ def test_a_gpu_profile_packs_the_default_sweep_into_at_most_8_tasks(tmp_path):
     assert len(tasks) <= 8 and sorted(j.run_dir for t in tasks for j in t) == sorted(j.run_dir for j in jobs)
     assert max(map(len, tasks)) - min(map(len, tasks)) <= 1, "tasks of unequal size"
     text = preview(jobs, tmp_path / "palindrome", profile, str(GPU))
-    assert text.startswith(f"# {len(tasks)} task(s) for 40 run(s)"), text
+    assert text.startswith(f"# {len(tasks)} tasks for 40 runs"), text
     assert f"#SBATCH --array=0-{len(tasks) - 1}%" in text
     for i, task in enumerate(tasks):
         assert f"#   task {i}: " + ", ".join(str(j.run_dir) for j in task) in text
@@ -312,7 +312,7 @@ def test_a_task_that_raises_is_reported_failed_and_wait_exits_1(cli, tmp_path, c
             *[a if a != "cpu" else "cuda" for a in TINY], "--quiet"]
     r = cli(*args, "--out", tmp_path, "--slurm", "--cluster", LOCAL, "--wait")
     assert r.code == 1, r.err
-    assert "1 of 1 task(s) failed" in r.err and "no CUDA device is visible" in r.err, r.err
+    assert "1 of 1 task failed" in r.err and "no CUDA device is visible" in r.err, r.err
     (status,) = task_statuses(tmp_path / "palindrome")
     assert (status.state, status.outcome) == ("FAILED", "failed")
     assert "no CUDA device is visible" in status.error  # from the run's task.json, not from a pickle

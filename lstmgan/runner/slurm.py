@@ -42,6 +42,7 @@ from submitit.slurm.slurm import SlurmExecutor
 
 from lstmgan.config import apply, to_dict
 from lstmgan.tracking.tracker import offline_tracking
+from lstmgan.words import plural
 from lstmgan.errors import StopRequested, UserError, first_line
 from lstmgan.fs import write_json_atomic
 from lstmgan.overrides import load_yaml
@@ -204,7 +205,7 @@ def preview(jobs: Sequence[Job], sweep_dir: Path, profile: ClusterProfile, sourc
     """What --dry-run prints: the tasks, the runs of each, and the sbatch script. Writes nothing."""
     executor = make_executor(sweep_dir / SUBMITIT, profile, f"lstmgan-{sweep_dir.name}", preview=True)
     tasks = plan_tasks(jobs, profile)
-    lines = [f"# {len(tasks)} task(s) for {len(jobs)} run(s) from profile {source}; submitit folder "
+    lines = [f"# {plural(len(tasks), 'task')} for {plural(len(jobs), 'run')} from profile {source}; submitit folder "
              f"{executor.folder}; nothing was submitted"]
     for i, task in enumerate(tasks):
         lines.append(f"#   task {i}: " + ", ".join(str(job.run_dir) for job in task))
@@ -352,7 +353,7 @@ class RunJob(submitit.helpers.Checkpointable):
             write_task_note(job, "done")
         if failed:  # the task fails (sacct FAILED) once every run had its turn
             job, e = failed[0]
-            raise RuntimeError(f"{len(failed)} of {len(batch)} run(s) failed; first: {job.label}: "
+            raise RuntimeError(f"{len(failed)} of {plural(len(batch), 'run')} failed; first: {job.label}: "
                                f"{first_line(e)}") from e
         return results if isinstance(jobs, list) else results[0]
 
