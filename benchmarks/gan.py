@@ -1,16 +1,23 @@
-"""GAN training speed on this machine: the step's limit, FastStep, and a real run, in one process.
+"""GAN training speed on this machine: the step's limit, FastStep, and a real `lstmgan gan` run, in one run.
 
     limit    the step's matrix products alone: forward, input and weight gradients of both networks at the
              run's batch size (the 28 products of one generator + discriminator step), each shape timed
-             separately with the run's thread count (median of many), summed; 1 / that sum in steps/s.
-    FastStep `lstmgan.gan.train.FastStep` over the same images: whole epochs, meters read every 100 steps.
-    real     `run_gan` as `lstmgan gan` runs it (metrics rows, sample grids, a checkpoint each epoch on the CPU,
-             progress), timed over whole epochs between the "epoch k done" reports (the first epoch and the
-             final evaluation left out).
+             separately in the layouts autograd uses, with the run's thread count (median of many),
+             summed; 1 / that sum in steps/s.
+    FastStep `lstmgan.gan.step.FastStep` over the same images: whole epochs, meters read every 100 steps.
+    real     `python -m lstmgan gan` in a child process under a pseudo-terminal (so its live progress display
+             runs), W&B disabled, the FID classifier given: its default rows, grids and a checkpoint each
+             epoch. Timed from its metrics rows, whose time windows tile the run: every epoch but the first
+             (start-up, warm-up), each with one epoch end (checkpoint, progress); the final evaluation
+             and result come after the last row and are not counted.
 Rounds alternate the three (median each), so the ratios hold on a shared, noisy machine; compare ratios
-within one run. FID is not measured here: unless --classifier names one, the run's FID classifier is an
-untrained SmallCNN (training one takes CPU minutes; it is used only after the timed epochs).
-Targets on 2 CPU cores: real >= 0.9 x FastStep and real >= 0.6 x limit.
+within one run. Targets on 2 CPU cores: real >= 0.9 x FastStep and real >= 0.6 x limit.
+
+OpenMP: all three run with the same OMP_WAIT_POLICY (PASSIVE unless set: this script and the child inherit
+it). Left unset, libgomp's threads spin after every parallel region, and which regime a process gets is an
+accident: a second thread that runs a torch op (the run's background writer drawing a grid) makes libgomp
+throttle spinning for the whole process. On a busy 2-core machine spinning made the step 5-10x slower, so
+an unset policy compared a spinning FastStep with a throttled real run: "real 8x faster than FastStep".
 
     python benchmarks/gan.py                                   # Fashion-MNIST from Debian's package
     python benchmarks/gan.py --data-dir DIR --dataset mnist    # any IDX folder
@@ -18,53 +25,61 @@ Targets on 2 CPU cores: real >= 0.9 x FastStep and real >= 0.6 x limit.
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import tempfile
-import time
-from dataclasses import replace
-from pathlib import Path
+import os
 
-import torch
-from torch import nn
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads libgomp, which reads it once
 
-from lstmgan.config import GanConfig, TrackingConfig
-from lstmgan.gan.classifier import SmallCNN, save_classifier
-from lstmgan.gan.data import load_images
-from lstmgan.gan.models import Discriminator, Generator
-from lstmgan.gan.step import FastStep, make_optimizers
-from lstmgan.gan.train import run_gan
-from lstmgan.runner.job import Job
+import argparse  # noqa: E402
+import json  # noqa: E402
+import pty  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
+
+from lstmgan.config import GanConfig  # noqa: E402
+from lstmgan.gan.classifier import SmallCNN, save_classifier  # noqa: E402
+from lstmgan.gan.data import load_images  # noqa: E402
+from lstmgan.gan.models import Discriminator, Generator  # noqa: E402
+from lstmgan.gan.step import FastStep, make_optimizers  # noqa: E402
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def linears(module: nn.Module) -> list[tuple[int, int]]:
     return [(m.in_features, m.out_features) for m in module.modules() if isinstance(m, nn.Linear)]
 
 
-def step_products(batch: int, latent_dim: int) -> list[tuple[str, int, int, int]]:
-    """(what, m, k, n) of every matrix product of one step, as autograd runs them (bias adds left out).
+def step_products(batch: int, latent_dim: int) -> list[tuple[str, Tensor, Tensor]]:
+    """(what, a, b) of every matrix product a @ b of one step, in autograd's layouts (bias adds left out):
+    forward x @ W.T, input gradient g @ W, weight gradient g.T @ x (W is out x in, as nn.Linear keeps it).
     G step: G forward, D forward on the fakes, D input gradients (D's weights are frozen), G weight and
-    input gradients (none into z). D step: one batch of 2 × batch (real and detached fakes), forward,
+    input gradients (none into z). D step: one batch of 2 x batch (real and detached fakes), forward,
     weight gradients, input gradients but into the images."""
     g, d = linears(Generator(latent_dim)), linears(Discriminator())
-    out: list[tuple[str, int, int, int]] = []
+    out: list[tuple[str, Tensor, Tensor]] = []
     for net, layers, rows, input_grad_from in (("G", g, batch, 1), ("D(fake)", d, batch, 0), ("D", d, 2 * batch, 1)):
         for i, (fan_in, fan_out) in enumerate(layers):
-            out.append((f"{net} fwd", rows, fan_in, fan_out))
+            x, w, grad = torch.randn(rows, fan_in), torch.randn(fan_out, fan_in), torch.randn(rows, fan_out)
+            out.append((f"{net} fwd", x, w.T))
             if net != "D(fake)":
-                out.append((f"{net} dW", fan_out, rows, fan_in))
+                out.append((f"{net} dW", grad.T, x))
             if i >= input_grad_from:
-                out.append((f"{net} dX", rows, fan_out, fan_in))
+                out.append((f"{net} dX", grad, w))
     return out
 
 
 def limit_ms(batch: int, latent_dim: int, reps: int = 30) -> float:
     """The step's products, each shape timed alone (median of reps), summed."""
     total = 0.0
-    for _, m, k, n in step_products(batch, latent_dim):
-        a, b = torch.randn(m, k), torch.randn(k, n)
+    for _, a, b in step_products(batch, latent_dim):
         times = []
         for _ in range(reps + 3):
             start = time.perf_counter()
@@ -74,7 +89,8 @@ def limit_ms(batch: int, latent_dim: int, reps: int = 30) -> float:
     return 1000 * total
 
 
-def fast_rate(images: torch.Tensor, batch: int, epochs: int) -> float:
+def fast_rate(images: Tensor, batch: int, epochs: int) -> float:
+    """FastStep alone over whole epochs (after one warm-up step), steps/s."""
     torch.manual_seed(0)
     G, D = Generator(), Discriminator()
     fast = FastStep(G, D, *make_optimizers(G, D, GanConfig(), capturable=False), images, 100, batch, capture=False)
@@ -93,17 +109,45 @@ def fast_rate(images: torch.Tensor, batch: int, epochs: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def real_rate(cfg: GanConfig, folder: Path, batches_per_epoch: int) -> float:
-    """run_gan through a Job (as the CLI runs it); steps/s between the first and the last "epoch k done"."""
-    done: list[float] = []
+def real_rate(args: argparse.Namespace, classifier: Path, out: Path) -> float:
+    """`lstmgan gan` as a user runs it, in a terminal; steps/s over every epoch but the first, from its rows."""
+    cmd = [sys.executable, "-m", "lstmgan", "gan", "--dataset", args.dataset, "--data-dir", str(args.data_dir),
+           "--epochs", str(args.epochs), "--device", "cpu", "--wandb", "disabled", "--out", str(out), "--name", "gan",
+           "--set", f"limit={args.images}", "--set", f"batch_size={args.batch_size}",
+           "--set", f"classifier={classifier}"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # the limit's and FastStep's count
+    master, terminal = pty.openpty()
+    child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal)
+    os.close(terminal)
+    shown = bytearray()
 
-    def progress(step: int, total: int, text: str) -> None:
-        if text.endswith(" done"):
-            done.append(time.perf_counter())
+    def read() -> None:  # the display must not block on a full terminal buffer
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                return
+            if not data:
+                return
+            shown[:] = (shown + data)[-4000:]
 
-    Job(run_gan, cfg, folder, TrackingConfig(mode="disabled"), step_key="step")(progress)
-    measured = done[1:-1] if len(done) > 3 else done  # not the first epoch, not the final evaluation's
-    return (len(measured) - 1) * batches_per_epoch / (measured[-1] - measured[0])
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    code = child.wait()
+    reader.join(timeout=5)
+    os.close(master)
+    if code != 0:
+        raise SystemExit(f"lstmgan gan exited {code}:\n{shown.decode(errors='replace')}")
+    (metrics,) = out.glob("gan/*/metrics.jsonl")
+    rows = [r for r in map(json.loads, metrics.read_text().splitlines()) if "images_per_s" in r]
+    seconds, steps, last_step = 0.0, 0, 0
+    for row in rows:
+        row_steps = row["step"] - last_step
+        last_step = row["step"]
+        if row["epoch"] >= 2:  # full batches only (images is a multiple of the batch): images = steps x batch
+            seconds += row_steps * args.batch_size / row["images_per_s"]
+            steps += row_steps
+    return steps / seconds
 
 
 def main() -> None:
@@ -112,35 +156,37 @@ def main() -> None:
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--images", type=int, default=8000, help="the run's --limit (125 batches of 64)")
-    parser.add_argument("--epochs", type=int, default=6, help="of the real run (the middle ones are timed)")
+    parser.add_argument("--epochs", type=int, default=5, help="of the real run (all but the first are timed)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--classifier", type=Path, help="FID classifier (default: an untrained one)")
     args = parser.parse_args()
     if not args.data_dir.exists():
         raise SystemExit(f"{args.data_dir} not found: apt-get install dataset-fashion-mnist, or pass --data-dir")
+    if args.images % args.batch_size or args.epochs < 2:
+        raise SystemExit("--images must be a multiple of --batch-size, and --epochs at least 2")
     images, _ = load_images(args.dataset, args.data_dir, train=True)
     images = images[: args.images]
     batches = len(images) // args.batch_size
-    cfg = GanConfig(dataset=args.dataset, data_dir=str(args.data_dir), limit=args.images, epochs=args.epochs,
-                    batch_size=args.batch_size, eval_every=0, eval_samples=500, device="cpu")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dataset}: {len(images)} images, "
-          f"batch {args.batch_size}, {batches} batches per epoch, {args.rounds} rounds (median)")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY="
+          f"{os.environ['OMP_WAIT_POLICY']}, {args.dataset}: {len(images)} images, batch {args.batch_size}, "
+          f"{batches} batches per epoch, real run {args.epochs} epochs ({args.epochs - 1} timed), "
+          f"{args.rounds} rounds (median)")
     limits, fasts, reals = [], [], []
     with tempfile.TemporaryDirectory(prefix="lstmgan-bench-") as scratch:
         classifier = args.classifier or Path(scratch) / "untrained-classifier.pt"
-        if not classifier.exists():
+        if not classifier.exists():  # FID is not timed: the same work as a trained one, without CPU minutes
             save_classifier(SmallCNN(), classifier, {"dataset": args.dataset, "untrained": True})
-        cfg = replace(cfg, classifier=str(classifier))
         for r in range(args.rounds):
-            limits.append(1000 / limit_ms(args.batch_size, cfg.latent_dim))
+            limits.append(1000 / limit_ms(args.batch_size, 100))
             fasts.append(fast_rate(images, args.batch_size, epochs=2))
-            reals.append(real_rate(cfg, Path(scratch) / f"run{r}", batches))
+            reals.append(real_rate(args, classifier.resolve(), Path(scratch) / f"run{r}"))
+            print(f"  round {r + 1}: limit {limits[-1]:.1f}, FastStep {fasts[-1]:.1f}, real {reals[-1]:.1f} steps/s",
+                  flush=True)
     limit, fast, real = (statistics.median(x) for x in (limits, fasts, reals))
-    products = step_products(args.batch_size, cfg.latent_dim)
-    print(f"{'limit (' + str(len(products)) + ' matmuls alone)':<28} {limit:7.1f} steps/s  "
-          f"({1000 / limit:.2f} ms per step)")
-    print(f"{'FastStep':<28} {fast:7.1f} steps/s")
-    print(f"{'real run (whole epochs)':<28} {real:7.1f} steps/s")
+    products = len(step_products(args.batch_size, 100))
+    print(f"{'limit (' + str(products) + ' matmuls alone)':<28} {limit:7.1f} steps/s  ({1000 / limit:.2f} ms per step)")
+    print(f"{'FastStep':<28} {fast:7.1f} steps/s  ({1000 / fast:.2f} ms per step)")
+    print(f"{'real run (whole epochs)':<28} {real:7.1f} steps/s  ({1000 / real:.2f} ms per step)")
     print(f"{'real / FastStep':<28} {real / fast:7.2f}   (target >= 0.9)")
     print(f"{'real / limit':<28} {real / limit:7.2f}   (target >= 0.6)")
 

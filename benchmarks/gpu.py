@@ -13,32 +13,42 @@ relative difference compares eager and graphed after the same steps from the sam
 checkpoints; the measured whole epoch is a real `run_gan` epoch with all of them (an evaluation and a
 checkpoint every epoch: more than the defaults, so 200 x it is an upper estimate).
 Refuses to measure a CPU when an NVIDIA GPU is there but torch cannot use it, or with LSTMGAN_REQUIRE_CUDA=1.
+
+On the CPU, "ms/step" and "one epoch, step only" are the same FastStep, measured twice. Issue 19's CPU table
+("eager 96.9 ms" vs "fast (eager body) 54.7 ms") timed the same math too; what differed was OpenMP, not
+code: with OMP_WAIT_POLICY unset, libgomp's threads spin after each parallel region, which on a shared
+2-core machine made steps 5-10x slower and as noisy, and a torch op on a second thread (run_gan's writer
+drawing a grid) switches the process to throttled spinning mid-benchmark. So the policy is fixed here
+(PASSIVE unless set, inherited by the sweep's processes) and printed with the numbers.
 """
 
 from __future__ import annotations
 
-import argparse
-import gzip
-import json
 import os
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
-from typing import Any
 
-import numpy as np
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads libgomp, which reads it once
 
-from lstmgan.config import GanConfig, TrackingConfig
-from lstmgan.environment import cuda_problem
-from lstmgan.gan.classifier import SmallCNN, save_classifier
-from lstmgan.gan.data import load_images
-from lstmgan.gan.models import Discriminator, Generator
-from lstmgan.gan.step import FastStep, make_optimizers
-from lstmgan.gan.train import run_gan
-from lstmgan.runner.job import Job
+import argparse  # noqa: E402
+import gzip  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from lstmgan.config import GanConfig, TrackingConfig  # noqa: E402
+from lstmgan.environment import cuda_problem  # noqa: E402
+from lstmgan.gan.classifier import SmallCNN, save_classifier  # noqa: E402
+from lstmgan.gan.data import load_images  # noqa: E402
+from lstmgan.gan.models import Discriminator, Generator  # noqa: E402
+from lstmgan.gan.step import FastStep, make_optimizers  # noqa: E402
+from lstmgan.gan.train import run_gan  # noqa: E402
+from lstmgan.runner.job import Job  # noqa: E402
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,7 +194,8 @@ def main() -> None:
         sweep_s, sweep_label = sweep_wall(device, args.quick, Path(tmp) / "runs")
 
     numbers = {
-        "device": torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)",
+        "device": torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads, "
+                  f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']})",
         "dataset": f"{dataset} from {args.data_dir}" if real else "synthetic IDX files of MNIST's size",
         "timed_steps": steps,
         "gan_ms_per_step_eager": 1000 * eager_s / steps,
@@ -201,7 +212,8 @@ def main() -> None:
         "torch": torch.__version__,
     }
     rows = [("device", numbers["device"]), ("data", numbers["dataset"]),
-            ("GAN ms/step, eager", f"{numbers['gan_ms_per_step_eager']:.3f}  ({steps} steps; FastStep, no graphs)"),
+            ("GAN ms/step, eager", f"{numbers['gan_ms_per_step_eager']:.3f}  ({steps} steps; FastStep, no graphs"
+             + ("; the same FastStep as the epoch below)" if not cuda else ")")),
             *([("GAN ms/step, CUDA graphs", f"{1000 * graph_s / steps:.3f}"),
                ("speed-up", f"{eager_s / graph_s:.2f}×"),
                ("first epoch, capturing every shape, s", f"{capture_s:.2f}")] if graph_s else

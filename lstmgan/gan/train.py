@@ -205,14 +205,16 @@ def load_gan_state(g: GanRun, ckpt: dict[str, Any]) -> None:
 
 
 def _log_row(g: GanRun, epoch: int) -> float:
-    """Write the metrics row summed since the last one; returns its images/s."""
+    """Write the metrics row summed since the last one; returns its images/s. Rows' time windows tile the
+    run (each starts where the last ended), so a wait on the writer or a checkpoint is counted, in the next row."""
     sums = g.fast.take_meters()
+    now = time.perf_counter()
     row = {key: value / g.row_count for key, value in zip(METERS, sums)}
-    row["images_per_s"] = g.row_images / max(time.perf_counter() - g.row_started, 1e-9)
+    row["images_per_s"] = g.row_images / max(now - g.row_started, 1e-9)
     row = {"step": g.state.step, "epoch": epoch, **row}
     g.background.submit(lambda: g.run.tracker.log(row))
     g.row_count = g.row_images = 0
-    g.row_started = time.perf_counter()
+    g.row_started = now
     return row["images_per_s"]
 
 
