@@ -18,11 +18,10 @@ from lstmgan.cli.options import (
     Model,
     Options,
     SlurmOptions,
-    value,
     epochs_opt,
+    value,
     with_options,
 )
-from lstmgan.words import plural
 from lstmgan.pipeline import (
     check_gan_inputs,
     execute,
@@ -33,6 +32,7 @@ from lstmgan.pipeline import (
     study_runner,
     study_summary,
 )
+from lstmgan.words import plural
 
 if TYPE_CHECKING:
     from lstmgan.config import SweepConfig

@@ -30,7 +30,7 @@ from lstmgan.config import GanConfig, to_dict
 from lstmgan.environment import deterministic, matmul_precision, no_tf32, numerics
 from lstmgan.errors import StopRequested
 from lstmgan.gan.background import Background
-from lstmgan.gan.classifier import SmallCNN, load_classifier, train_and_save
+from lstmgan.gan.classifier import SmallCNN, data_digest, load_classifier, mismatch, train_and_save
 from lstmgan.gan.data import load_images
 from lstmgan.gan.metrics import class_histogram, classifier_features, frechet_distance, mean_max_prob
 from lstmgan.gan.models import Discriminator, Generator, eval_mode
@@ -89,12 +89,14 @@ class Judge:
 
 def get_classifier(cfg: GanConfig, path: Path, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
                    device: torch.device, progress: Callable[[int, int, str], None] | None = None) -> SmallCNN:
-    """Load the cached classifier for this dataset, or train and cache it (a few CPU minutes on MNIST)."""
+    """Load the cached classifier if it was trained on exactly this data (its digest), or train and cache one
+    (a few CPU minutes on MNIST)."""
     if path.exists():
         model, meta = load_classifier(path, device)
-        if meta.get("dataset") == cfg.dataset:
+        why = mismatch(meta, cfg.dataset, data_digest(train, test))
+        if why is None:
             return model
-        log.warning("%s was trained on %s, not %s: training a new one", path, meta.get("dataset"), cfg.dataset)
+        log.warning("%s: %s; training one on this data", path, why)
     log.info("training the %s classifier for classifier-FID → %s", cfg.dataset, path)
     model, _ = train_and_save(cfg.dataset, train, test, path, epochs=CLASSIFIER_EPOCHS, device=device,
                               progress=progress)

@@ -41,8 +41,6 @@ from submitit.core.utils import FailedJobError, FailedSubmissionError
 from submitit.slurm.slurm import SlurmExecutor
 
 from lstmgan.config import apply, to_dict
-from lstmgan.tracking.tracker import offline_tracking
-from lstmgan.words import plural
 from lstmgan.errors import StopRequested, UserError, first_line
 from lstmgan.fs import write_json_atomic
 from lstmgan.overrides import load_yaml
@@ -51,6 +49,8 @@ from lstmgan.runner import submitit_adapter
 from lstmgan.runner.job import Job, Outcome, stop_on_signals
 from lstmgan.runner.status import RECORD, SUBMITIT, refuse_if_active, slurm_tool
 from lstmgan.runner.submitit_adapter import TimedSlurmExecutor, requeue_signal
+from lstmgan.tracking.tracker import offline_tracking
+from lstmgan.words import plural
 
 log = logging.getLogger(__name__)
 
