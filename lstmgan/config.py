@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import typing
+from contextvars import ContextVar
 from dataclasses import field
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -123,6 +125,17 @@ class PalindromeConfig(_Rules):
 
 _EXAMPLE = {"lengths": "5 10", "models": "rnn lstm", "seeds": "0 1 2"}
 
+# The runs one command may plan: a typo in a --grid (or a seed range) is refused in one line before a
+# million configs are built. The CLI's --max-runs raises it for the command it is given to (allow_runs).
+MAX_RUNS = 10_000
+_max_runs: ContextVar[int] = ContextVar("max_runs", default=MAX_RUNS)
+
+
+def allow_runs(cap: int) -> int:
+    """Let commands in this context plan up to `cap` runs (the --max-runs callback); returns `cap`."""
+    _max_runs.set(cap)
+    return cap
+
 
 @settings
 class SweepConfig(_Rules):
@@ -151,9 +164,23 @@ class SweepConfig(_Rules):
                                 f"{flag} ({key}s: [...] in a file)")
         self.runs()  # every combination is validated as the run it becomes
 
+    def check_count(self) -> int:
+        """The number of runs the sweep plans, from the lengths of its axes (nothing is expanded): more than
+        the cap (MAX_RUNS, or --max-runs) is refused in one line."""
+        axes = [len(self.lengths), len(self.models), len(self.seeds)]
+        points = math.prod(len(v) if isinstance(v, list) else 1 for v in self.grid.values())
+        count, cap = math.prod(axes) * points, _max_runs.get()
+        if count > cap:
+            grid = f" × {points:,} grid points" if self.grid else ""
+            raise UserError(f"{self.name} plans {count:,} runs ({axes[0]:,} length(s) × {axes[1]} model(s) × "
+                            f"{axes[2]:,} seed(s){grid}), more than {cap:,}; narrow it, or allow them with "
+                            f"--max-runs {count}")
+        return count
+
     def grid_points(self) -> list[dict[str, Any]]:
         """The grid's combinations, in the grid's key order, each value checked and converted as its
-        per-run setting (so `lr: 1e-3` is the float 0.001)."""
+        per-run setting (so `lr: 1e-3` is the float 0.001). The count is checked first (check_count)."""
+        self.check_count()
         checked: dict[str, list[Any]] = {}
         for key, values in self.grid.items():
             bare = key.removeprefix("run.")
@@ -163,7 +190,8 @@ class SweepConfig(_Rules):
         return [dict(zip(checked, combo)) for combo in itertools.product(*checked.values())]
 
     def runs(self) -> list[PalindromeConfig]:
-        """lengths × models × grid points × seeds, each a validated per-run config."""
+        """lengths × models × grid points × seeds, each a validated per-run config (at most the cap)."""
+        self.check_count()
         return [dataclasses.replace(self.run, **point, model=model, length=length, seed=seed)
                 for length, model, point, seed in itertools.product(self.lengths, self.models, self.grid_points(),
                                                                     self.seeds)]
