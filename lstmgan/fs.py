@@ -31,8 +31,9 @@ from lstmgan.errors import UserError
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 # The most a reader takes of each kind of file: far above any file lstmgan writes, far below what would hurt.
+# A log has no limit: only its tail is read (read_tail).
 LIMITS = {"lock": 64 * KiB, "id": 64 * KiB, "config": 4 * MiB, "result": 64 * MiB, "metrics": 1 * GiB,
-          "checkpoint": 16 * GiB, "data": 1 * GiB, "log": 1 << 62}  # a log: only its tail is read (read_tail)
+          "checkpoint": 16 * GiB, "data": 1 * GiB, "image": 256 * MiB, "log": 1 << 62}
 NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 
 

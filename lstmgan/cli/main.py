@@ -17,6 +17,7 @@ import errno
 import logging
 import os
 import select
+import stat
 import sys
 import tempfile
 import time
@@ -170,9 +171,8 @@ def os_message(e: OSError, args: Sequence[str]) -> str:
 
 def crash_file(exc: BaseException, argv: Sequence[str]) -> Path | None:
     """Write the full traceback to $XDG_STATE_HOME/lstmgan/ (else ~/.local/state/lstmgan/); when that is not
-    writable, to a private folder (mode 0700, a fresh unpredictable name, created exclusively) in the temp
-    dir. The file is created exclusively and never through a link: a name planted in a shared temp folder
-    is never followed. The traceback holds argv and paths: the file is the user's alone (0600)."""
+    writable, to a private folder in the temp dir (`private_temp_folder`). The file is created exclusively,
+    never through a link, and is the user's alone (0600): the traceback holds argv and paths."""
     text = (f"lstmgan {__version__}, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n"
             f"argv: {' '.join(argv)}\n\n" + "".join(traceback.format_exception(exc)))
     state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "lstmgan"
@@ -180,7 +180,7 @@ def crash_file(exc: BaseException, argv: Sequence[str]) -> Path | None:
     for folder in (state, None):
         try:
             if folder is None:
-                folder = Path(tempfile.mkdtemp(prefix="lstmgan-crash-"))
+                folder = private_temp_folder()
             else:
                 folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(folder / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -190,6 +190,21 @@ def crash_file(exc: BaseException, argv: Sequence[str]) -> Path | None:
         except OSError:
             continue
     return None
+
+
+def private_temp_folder() -> Path:
+    """<temp dir>/lstmgan when it is this user's own real folder with mode 0700 (made so here if missing);
+    else, as when another user or a planted link holds that name, a fresh folder of an unpredictable name
+    (mkdtemp: 0700, created exclusively). A shared temp folder is never trusted by name alone."""
+    folder = Path(tempfile.gettempdir()) / "lstmgan"
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(folder)
+    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077:
+        return folder
+    return Path(tempfile.mkdtemp(prefix="lstmgan-"))
 
 
 def stdout_gone() -> bool:
