@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lstmgan.config import TrackingConfig
-from lstmgan.fs import read_text, write_bytes_once, write_json_atomic, write_text_atomic
+from lstmgan.fs import NotRegular, read_text, write_bytes_once, write_json_atomic, write_text_atomic
 
 ID_FILE = "wandb-id"  # in a run folder: its W&B run id
 IDENTITY_FILE = "wandb-run.json"  # in a run folder: identity_record()
@@ -65,10 +65,11 @@ def write_once(path: Path, text: str) -> None:
 
 def read_json(path: Path) -> dict[str, Any]:
     """A JSON object from a bookkeeping file; {} when it is missing, unreadable or not an object. One that is
-    no regular file (a FIFO, a link, too large) is refused in one line (fs.NotRegular), never waited on."""
+    no regular file (a FIFO, a link, too large) is never waited on: {} too, as bookkeeping never stops
+    training (a later sync then sends again what it cannot tell was sent)."""
     try:
         data = json.loads(read_text(path, "result"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, NotRegular):
         return {}
     return data if isinstance(data, dict) else {}
 
