@@ -3,6 +3,8 @@ them without loading pydantic (lstmgan.config builds the typed settings from the
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 MODELS = ("rnn", "lstm")
 
 
@@ -60,3 +62,19 @@ MAX_GRID = 100  # a sample grid of grid × grid images: 10,000 images, a 2800-pi
 
 # The settings a sweep varies through its own lists; a grid or `--set` cannot vary them as well.
 SWEEP_AXES = {"model": "--models", "length": "--lengths", "seed": "--seeds"}
+
+
+# The runs one command may plan: a typo in a --grid (or a seed range) is refused in one line before a
+# million configs are built. The CLI's --max-runs raises it for the command it is given to (allow_runs).
+MAX_RUNS = 10_000
+_max_runs: ContextVar[int] = ContextVar("max_runs", default=MAX_RUNS)
+
+
+def allow_runs(cap: int) -> int:
+    """Let commands in this context plan up to `cap` runs (the --max-runs callback); returns `cap`."""
+    _max_runs.set(cap)
+    return cap
+
+
+def max_runs() -> int:
+    return _max_runs.get()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import typing
 from dataclasses import field
 from typing import Annotated, Any, Literal, TypeVar
@@ -45,6 +46,7 @@ from lstmgan.choices import (
     WANDB_MODES,
 )
 from lstmgan.errors import UserError
+from lstmgan.choices import max_runs
 
 C = TypeVar("C")
 
@@ -123,7 +125,6 @@ class PalindromeConfig(_Rules):
 
 _EXAMPLE = {"lengths": "5 10", "models": "rnn lstm", "seeds": "0 1 2"}
 
-
 @settings
 class SweepConfig(_Rules):
     """A palindrome sweep: one run per model × length × seed × grid point, sharing `run`'s other settings.
@@ -151,9 +152,23 @@ class SweepConfig(_Rules):
                                 f"{flag} ({key}s: [...] in a file)")
         self.runs()  # every combination is validated as the run it becomes
 
+    def check_count(self) -> int:
+        """The number of runs the sweep plans, from the lengths of its axes (nothing is expanded): more than
+        the cap (MAX_RUNS, or --max-runs) is refused in one line."""
+        axes = [len(self.lengths), len(self.models), len(self.seeds)]
+        points = math.prod(len(v) if isinstance(v, list) else 1 for v in self.grid.values())
+        count, cap = math.prod(axes) * points, max_runs()
+        if count > cap:
+            grid = f" × {points:,} grid points" if self.grid else ""
+            raise UserError(f"{self.name} plans {count:,} runs ({axes[0]:,} length(s) × {axes[1]} model(s) × "
+                            f"{axes[2]:,} seed(s){grid}), more than {cap:,}; narrow it, or allow them with "
+                            f"--max-runs {count}")
+        return count
+
     def grid_points(self) -> list[dict[str, Any]]:
         """The grid's combinations, in the grid's key order, each value checked and converted as its
-        per-run setting (so `lr: 1e-3` is the float 0.001)."""
+        per-run setting (so `lr: 1e-3` is the float 0.001). The count is checked first (check_count)."""
+        self.check_count()
         checked: dict[str, list[Any]] = {}
         for key, values in self.grid.items():
             bare = key.removeprefix("run.")
@@ -163,7 +178,8 @@ class SweepConfig(_Rules):
         return [dict(zip(checked, combo)) for combo in itertools.product(*checked.values())]
 
     def runs(self) -> list[PalindromeConfig]:
-        """lengths × models × grid points × seeds, each a validated per-run config."""
+        """lengths × models × grid points × seeds, each a validated per-run config (at most the cap)."""
+        self.check_count()
         return [dataclasses.replace(self.run, **point, model=model, length=length, seed=seed)
                 for length, model, point, seed in itertools.product(self.lengths, self.models, self.grid_points(),
                                                                     self.seeds)]

@@ -10,7 +10,7 @@ import yaml
 
 from lstmgan.config import C, PalindromeConfig, _grid_values, _text, apply
 from lstmgan.errors import UserError
-from lstmgan.fs import open_regular
+from lstmgan.fs import YamlTooLarge, open_regular, parse_yaml
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024  # job files are a few KB; a bigger "config" is the wrong file (or a log)
 
@@ -34,7 +34,9 @@ def load_yaml(path: Path) -> dict[str, Any]:
     except UnicodeError:
         raise UserError(f"config {path} is not a UTF-8 text file; give a YAML file") from None
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
+    except YamlTooLarge as e:
+        raise UserError(f"{path} is refused: {e.problem}; write each value out") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
@@ -47,6 +49,16 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return data or {}
 
 
+def _value(raw: str, flag: str, item: str) -> Any:
+    """A flag's value as YAML (30 → int, [1,2] → list), else the text itself; an alias bomb is refused."""
+    try:
+        return parse_yaml(raw)
+    except YamlTooLarge as e:
+        raise UserError(f"{flag} {item.partition('=')[0]}=… is refused: {e.problem}; write the value out") from None
+    except yaml.YAMLError:
+        return raw.strip() if flag == "--grid" else raw
+
+
 def parse_sets(items: list[str] | None) -> dict[str, Any]:
     """`--set key=value` items into a dict; values are parsed as YAML scalars (30 → int, [1,2] → list)."""
     out: dict[str, Any] = {}
@@ -54,10 +66,7 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise UserError(f"--set {item!r} needs the form key=value, e.g. --set epochs=30")
-        try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
-            out[key.strip()] = raw
+        out[key.strip()] = _value(raw, "--set", item) if raw.strip() else raw
     return out
 
 
@@ -78,10 +87,7 @@ def parse_grid(items: list[str] | None) -> dict[str, list[Any]]:
             if not piece.strip():
                 raise UserError(f"--grid {item!r} has an empty value; separate values by single commas, "
                                 f"e.g. --grid {key}=64,128")
-            try:
-                values.append(yaml.safe_load(piece))
-            except yaml.YAMLError:
-                values.append(piece.strip())
+            values.append(_value(piece, "--grid", item))
         out[key.removeprefix("run.")] = _grid_values(PalindromeConfig(), key, values, "--grid")
     return out
 

@@ -80,7 +80,7 @@ def execute(show: Display, flow: Flow, jobs: Sequence[Job], resolved: Any, *, fo
         data = resolved if isinstance(resolved, dict) else to_dict(resolved)  # a dict: the command's own view
         show.say(yaml.safe_dump(data, sort_keys=False).rstrip())
         return 0
-    states = preflight(jobs, flow.out)
+    states = preflight(jobs, flow.out, folder)
     for check in checks:
         check()
     if flow.slurm is not None:
@@ -100,15 +100,16 @@ def execute(show: Display, flow: Flow, jobs: Sequence[Job], resolved: Any, *, fo
 # --- preflight: reading only, so a bad input changes nothing --------------------------------------------------------
 
 
-def preflight(jobs: Sequence[Job], out: Path) -> list[Any]:
-    """Check every run folder. Returns what each run would do (a rundir.State)."""
+def preflight(jobs: Sequence[Job], out: Path, folder: Path) -> list[Any]:
+    """Check the output folders and every run folder. Returns what each run would do (a rundir.State)."""
     from lstmgan.config import to_dict
-    from lstmgan.fs import check_writable
+    from lstmgan.fs import check_real_folder, check_writable
     from lstmgan.rundir import RunDir, decide
     from lstmgan.runner.status import job_alive
 
     check_writable(out)
     probe_writable(out)
+    check_real_folder(folder / "figures")  # the summary's figures go there: not through a link, found after training
     return [decide(RunDir(job.run_dir), to_dict(job.config), force=job.force, check_checkpoint=job.checkpoint_check(),
                    job_alive=job_alive) for job in jobs]
 

@@ -31,6 +31,7 @@ import yaml
 
 from lstmgan.errors import UserError, first_line
 from lstmgan.fs import (
+    parse_yaml,
     LIMITS,
     NotRegular,
     check_real_folder,
@@ -122,7 +123,7 @@ class RunDir:
 
     def stored_config(self) -> dict[str, Any] | None:
         try:
-            data = yaml.safe_load(read_text(self.config_file, "config"))
+            data = parse_yaml(read_text(self.config_file, "config"))  # bounded: a planted alias bomb is refused
         except FileNotFoundError:
             return None
         except (OSError, yaml.YAMLError, UnicodeDecodeError):

@@ -146,6 +146,30 @@ def test_truncated_gzip_is_a_user_error(tmp_path: Path) -> None:
         load_images("mnist", tmp_path, train=True)
 
 
+@pytest.mark.parametrize("extra", [1, 1 << 20], ids=["one byte", "a megabyte"])
+def test_a_gzip_holding_more_than_its_header_promises_is_refused_after_one_byte_more(tmp_path: Path,
+                                                                                     extra: int) -> None:
+    folder = make_tiny_mnist(tmp_path, n_train=10, n_test=10)
+    plain = folder / "train-images-idx3-ubyte"
+    gz = plain.with_name(plain.name + ".gz")
+    gz.write_bytes(gzip.compress(plain.read_bytes() + bytes(extra)))
+    plain.unlink()
+
+    # Decompression stops one byte past the promise: the size it reports is the promise + 1, whatever follows.
+    with pytest.raises(UserError, match=r"truncated or padded: its header says 10×28×28 \(7856 bytes\) but it has "
+                                        r"7857 bytes or more"):
+        load_images("mnist", tmp_path, train=True)
+
+
+def test_a_header_promising_more_than_a_data_file_can_be_is_refused(tmp_path: Path) -> None:
+    folder = make_tiny_mnist(tmp_path, n_train=10, n_test=10, gz=True)
+    header = np.array([2051, 2_000_000, 28, 28], dtype=">u4").tobytes()
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header))
+
+    with pytest.raises(UserError, match=r"promises 2000000×28×28 values \(1,495 MiB\), more than a data file can be"):
+        load_images("mnist", tmp_path, train=True)
+
+
 def test_empty_file_is_a_user_error(tmp_path: Path) -> None:
     folder = make_tiny_mnist(tmp_path, n_train=10, n_test=10)
     (folder / "train-labels-idx1-ubyte").write_bytes(b"")

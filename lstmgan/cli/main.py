@@ -3,7 +3,9 @@ help groups them (experiments.py, gan_tools.py, results.py); their flags in opti
 training command in lstmgan.pipeline.
 
 Exit codes: 0 ok; 1 a run failed or an internal error (one line + a file with the traceback); 2 bad input
-(UserError, bad flags: one line, nothing written); 3 a disk or permission problem; 130 interrupted.
+(UserError, bad flags: one line, nothing written); 3 a disk or permission problem; 130 interrupted; 141 the
+reader of stdout went away (`lstmgan collect … | head -1`), quietly, as git and coreutils end by SIGPIPE.
+A closed stdout (`>&-`) is reopened on /dev/null, as git does: the output is dropped and the command runs.
 
 Only typer, rich, the standard library and light lstmgan modules are imported here: torch, submitit, wandb
 and the experiments are imported inside the commands, so `lstmgan --help` answers at once.
@@ -14,6 +16,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import select
+import stat
 import sys
 import tempfile
 import time
@@ -22,15 +26,33 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
-import typer
 
-from lstmgan import __version__
-from lstmgan.choices import SWEEP_AXES
-from lstmgan.cli import experiments, gan_tools, results
-from lstmgan.cli.display import say, warn
-from lstmgan.cli.options import choice_error
-from lstmgan.errors import UserError, first_line
-from lstmgan.fs import too_long
+def reopen_closed_streams() -> None:
+    """A standard stream the caller closed (`lstmgan configs >&-`) is reopened on /dev/null, as git does,
+    before anything makes a console over it: output is dropped instead of a traceback, and no file lstmgan
+    opens later can take fd 1 and receive what is printed."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free fd: this one
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, mode, closefd=False))
+
+
+reopen_closed_streams()
+
+import typer  # noqa: E402
+
+from lstmgan import __version__  # noqa: E402
+from lstmgan.choices import MAX_RUNS, SWEEP_AXES, allow_runs  # noqa: E402
+from lstmgan.cli import experiments, gan_tools, results  # noqa: E402
+from lstmgan.cli.display import say, warn  # noqa: E402
+from lstmgan.cli.options import choice_error  # noqa: E402
+from lstmgan.errors import UserError, first_line  # noqa: E402
+from lstmgan.fs import too_long  # noqa: E402
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
                   help="Palindromes (LSTM vs vanilla RNN) and an MNIST GAN, locally or on SLURM, tracked in W&B.")
@@ -147,19 +169,58 @@ def os_message(e: OSError, args: Sequence[str]) -> str:
 
 
 def crash_file(exc: BaseException, argv: Sequence[str]) -> Path | None:
-    """Write the full traceback to $XDG_STATE_HOME/lstmgan/ (else ~/.local/state/lstmgan/, else the temp dir)."""
+    """Write the full traceback to $XDG_STATE_HOME/lstmgan/ (else ~/.local/state/lstmgan/); when that is not
+    writable, to a private folder in the temp dir (`private_temp_folder`). The file is created exclusively,
+    never through a link, and is the user's alone (0600): the traceback holds argv and paths."""
     text = (f"lstmgan {__version__}, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n"
             f"argv: {' '.join(argv)}\n\n" + "".join(traceback.format_exception(exc)))
-    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "lstmgan"
     name = f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
-    for folder in (state / "lstmgan", Path(tempfile.gettempdir()) / "lstmgan"):
+    for folder in (state, None):
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_text(text)
+            if folder is None:
+                folder = private_temp_folder()
+            else:
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(folder / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
             return folder / name
         except OSError:
             continue
     return None
+
+
+def private_temp_folder() -> Path:
+    """<temp dir>/lstmgan when it is this user's own real folder with mode 0700 (made so here if missing);
+    else, as when another user or a planted link holds that name, a fresh folder of an unpredictable name
+    (mkdtemp: 0700, created exclusively). A shared temp folder is never trusted by name alone."""
+    folder = Path(tempfile.gettempdir()) / "lstmgan"
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(folder)
+    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077:
+        return folder
+    return Path(tempfile.mkdtemp(prefix="lstmgan-"))
+
+
+def stdout_gone() -> bool:
+    """Whether stdout is a pipe (or socket) whose reader went away: a BrokenPipeError from elsewhere (a
+    subprocess, W&B's socket) is an error of its own."""
+    poll = select.poll()
+    poll.register(1, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poll.poll(0))
+
+
+def pipe_closed() -> int:
+    """The reader of stdout went away (`| head -1`): end quietly with 141 (128 + SIGPIPE), as git does.
+    stdout goes to /dev/null so that Python's last flush at exit does not complain."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)
+    return 141
 
 
 INTERRUPTED = "interrupted; rerun the same command to resume from the last checkpoints"
@@ -174,6 +235,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = expand_multi_value([a for i, a in enumerate(raw) if not (a == "--debug" and i < end)])
     try:
         code = typer.main.get_command(app).main(args, prog_name="lstmgan", standalone_mode=False)
+        sys.stdout.flush()  # a reader gone before the last line is seen here, not at exit
+    except BrokenPipeError as e:
+        if stdout_gone():
+            return pipe_closed()
+        return internal_error(e, raw, debug)
+    except SystemExit as e:  # rich and click end a command whose output pipe broke with exit(1), without a word
+        if e.code == 1 and isinstance(e.__context__, BrokenPipeError):
+            return pipe_closed()
+        raise
     except UserError as e:
         warn(f"error: {e}")
         return 2
@@ -200,14 +270,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if cause is not None:
             warn(f"error: {os_message(cause, args)}")
             return 3
-        if not debug:
-            path = crash_file(e, raw)
-            where = f"full traceback in {path}" if path else "rerun with --debug for the traceback"
-            warn(f"internal error: {type(e).__name__}: {first_line(e)}; {where}")
-        return 1
+        return internal_error(e, raw, debug)
+    finally:
+        allow_runs(MAX_RUNS)  # --max-runs holds for its command only (main runs many times in one test process)
     if code == 130:  # typer turns Ctrl-C into Exit(130), which comes back as the code
         warn(INTERRUPTED)
     return code if isinstance(code, int) else 0  # typer.Exit(n) raised in a command comes back as n
+
+
+def internal_error(e: BaseException, raw: Sequence[str], debug: bool) -> int:
+    if not debug:
+        path = crash_file(e, raw)
+        where = f"full traceback in {path}" if path else "rerun with --debug for the traceback"
+        warn(f"internal error: {type(e).__name__}: {first_line(e)}; {where}")
+    return 1
 
 
 def entrypoint() -> None:

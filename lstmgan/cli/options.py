@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from lstmgan import catalog
-from lstmgan.choices import DATASETS, DEVICES, MAX_SEED, MODELS, WANDB_MODES
+from lstmgan.choices import DATASETS, DEVICES, MAX_RUNS, MAX_SEED, MODELS, WANDB_MODES, allow_runs
 from lstmgan.errors import UserError
 from lstmgan.pipeline import Flow, SlurmRequest
 
@@ -108,6 +108,9 @@ class Options:
     jobs: Annotated[int | None, typer.Option(
         "--jobs", help="Runs trained side by side in local processes (default: one per CPU core; 1 on a GPU).",
         rich_help_panel=TRAINING)] = None
+    max_runs: Annotated[int, typer.Option(
+        "--max-runs", min=1, callback=allow_runs, help="The most runs the command may plan (a guard against a "
+        "typo in --grid).", show_default=True, rich_help_panel=TRAINING)] = MAX_RUNS
     out: Annotated[Path, typer.Option(
         "--out", help="Folder that holds sweep/run folders.", show_default=True, rich_help_panel=OUTPUT)] = Path("runs")
     name: Annotated[str | None, typer.Option(

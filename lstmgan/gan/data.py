@@ -12,14 +12,15 @@ Files are looked up in two layouts:
   them in ``/usr/share/datasets/fashion-mnist``.
 
 torchvision's IDX reader only opens uncompressed files, so ``.gz`` files are decompressed into a
-temporary folder that is removed afterwards; ``data_dir`` is never written to unless downloading.
+temporary folder that is removed afterwards, no further than their IDX header promises; ``data_dir`` is
+never written to unless downloading.
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import os
-import shutil
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -32,7 +33,7 @@ from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from lstmgan.choices import DATASETS
 from lstmgan.errors import UserError
-from lstmgan.fs import open_regular
+from lstmgan.fs import LIMITS, MiB, open_regular
 
 num_classes = 10
 IMAGE_SHAPE = (1, 28, 28)
@@ -145,47 +146,68 @@ def _read_idx(path: Path, magic: int, reader: Callable[[str], Tensor], dataset: 
     """Check the IDX header against the file size, then decode with torchvision's reader.
 
     The header is checked here because torchvision's reader only asserts (and asserts vanish under
-    ``python -O``) and reports a truncated file as an opaque reshape error.
+    ``python -O``) and reports a truncated file as an opaque reshape error. A ``.gz`` file is decompressed
+    only as far as its header promises (a gzip bomb costs a header, not gigabytes).
     """
     with tempfile.TemporaryDirectory(prefix="lstmgan-idx-") as tmp:
         plain = path
         if path.suffix == ".gz":
             plain = Path(tmp) / path.stem
-            try:
-                with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
-                    shutil.copyfileobj(src, dst, length=1 << 20)
-            except (OSError, EOFError, zlib.error) as exc:
-                raise UserError(
-                    f"{path} is not a readable gzip file ({exc}); delete it and get it again: "
-                    f"{_how_to_get(dataset)}"
-                ) from None
-        _check_header(path, plain, magic, dataset)
+            _gunzip(path, plain, magic, dataset)
+        with open_regular(plain, "data", follow=True) as f:  # a regular file of bounded size, or one line
+            size = os.fstat(f.fileno()).st_size
+            _expected_size(path, f.read(_header_size(magic)), magic, dataset, size)
         return reader(str(plain))
 
 
-def _check_header(shown: Path, plain: Path, magic: int, dataset: str) -> None:
+def _header_size(magic: int) -> int:
+    return 4 + 4 * (3 if magic == _IMAGES_MAGIC else 1)
+
+
+def _gunzip(path: Path, plain: Path, magic: int, dataset: str) -> None:
+    """Decompress `path` into `plain`, reading the IDX header first and then no more than it promises (one
+    byte more tells a padded file): what a gzip stream holds is known only by decompressing it."""
+    try:
+        with open_regular(path, "data", follow=True) as raw, gzip.GzipFile(fileobj=raw) as src, \
+                open(plain, "xb") as dst:
+            header = src.read(_header_size(magic))
+            left = _expected_size(path, header, magic, dataset) - len(header) + 1
+            dst.write(header)
+            while left > 0 and (chunk := src.read(min(left, 1 << 20))):
+                dst.write(chunk)
+                left -= len(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UserError(
+            f"{path} is not a readable gzip file ({exc}); delete it and get it again: "
+            f"{_how_to_get(dataset)}"
+        ) from None
+
+
+def _expected_size(shown: Path, header: bytes, magic: int, dataset: str, size: int | None = None) -> int:
+    """The file size an IDX header promises, checked against the magic number, the data limit and (when
+    given) the actual `size`."""
     ndim = 3 if magic == _IMAGES_MAGIC else 1
-    with open_regular(plain, "data", follow=True) as f:  # a regular file of bounded size, or one line
-        size = os.fstat(f.fileno()).st_size
-        header = f.read(4 + 4 * ndim)
     fix = f"delete it and get it again: {_how_to_get(dataset)}"
     if len(header) < 4 + 4 * ndim:
-        raise UserError(f"{shown} is too short to be an IDX file ({size} bytes); {fix}")
+        raise UserError(f"{shown} is too short to be an IDX file ({len(header) if size is None else size} bytes); "
+                        f"{fix}")
     found = int.from_bytes(header[:4], "big")
     if found != magic:
         kind = "images" if magic == _IMAGES_MAGIC else "labels"
         raise UserError(f"{shown} has IDX magic number {found}, expected {magic} ({kind}); {fix}")
     dims = [int.from_bytes(header[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    body = 1
-    for d in dims:
-        body *= d
-    if size != len(header) + body:
+    expected = len(header) + math.prod(dims)
+    if expected > LIMITS["data"]:
+        raise UserError(f"{shown} promises {'×'.join(map(str, dims))} values ({expected / MiB:,.0f} MiB), more "
+                        f"than a data file can be ({LIMITS['data'] / MiB:,.0f} MiB); {fix}")
+    if size is not None and size != expected:
         raise UserError(
             f"{shown} is truncated or padded: its header says {'×'.join(map(str, dims))} "
-            f"({len(header) + body} bytes) but it has {size} bytes; {fix}"
+            f"({expected} bytes) but it has {size} bytes{' or more' if size > expected else ''}; {fix}"
         )
     if dims[0] == 0:
         raise UserError(f"{shown} holds no examples; {fix}")
+    return expected
 
 
 def _download(dataset: str, data_dir: Path) -> None:

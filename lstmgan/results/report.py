@@ -21,7 +21,7 @@ import yaml
 
 from lstmgan.errors import UserError
 from lstmgan.experiments import ABLATION, GAN
-from lstmgan.fs import rows_with, write_text_atomic
+from lstmgan.fs import read_regular, read_text, rows_with, write_text_atomic
 from lstmgan.results.markdown import markdown_table
 from lstmgan.results.summary import Row, RunRecord, cell, load_runs, mean_std_text, series, summarise
 from lstmgan.rundir import RunDir
@@ -108,7 +108,7 @@ class Report:
                 cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>")
             elif kind == "img":
-                data = base64.b64encode(value[0].read_bytes()).decode()
+                data = base64.b64encode(read_regular(value[0], "image")).decode()
                 body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(value[1])}">'
                             f"<figcaption>{html.escape(value[1])}</figcaption></figure>")
             elif kind == "code":
@@ -258,7 +258,7 @@ def part_gan(report: Report, gan_root: Path, figures: Path) -> None:
 def strip_rule(png: Path) -> str:
     """The confidence both ends of a strip needed, from the JSON written beside it ('' when unreadable)."""
     try:
-        value = json.loads(png.with_name(png.stem.rsplit("-", 1)[0] + ".json").read_text())["min_confidence"]
+        value = json.loads(read_text(png.with_name(png.stem.rsplit("-", 1)[0] + ".json"), "result"))["min_confidence"]
     except (OSError, ValueError, KeyError, TypeError):
         return ""
     return f"; both ends read as their class with confidence ≥ {value}" if isinstance(value, (int, float)) else ""

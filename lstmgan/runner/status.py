@@ -16,6 +16,7 @@ from typing import Any
 from submitit.slurm.slurm import SlurmJob
 
 from lstmgan.errors import UserError, first_line
+from lstmgan.fs import NotRegular, read_tail, read_text
 from lstmgan.rundir import TASK, RunDir
 
 RECORD = "slurm.json"
@@ -46,11 +47,13 @@ def slurm_tool(argv: Sequence[str], *, stdin: str | None = None,
 
 
 def load_record(sweep_dir: Path) -> dict[str, Any] | None:
+    """The submission's record (slurm.json), None when there is none; a FIFO, a link or an oversized file
+    there is refused in one line (fs.NotRegular), never waited on."""
     path = sweep_dir / RECORD
-    if not path.exists():
-        return None
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(read_text(path, "result"))
+    except FileNotFoundError:
+        return None
     except (ValueError, UnicodeDecodeError):
         record = None
     if not isinstance(record, dict) or not isinstance(record.get("job_id"), str) \
@@ -194,6 +197,8 @@ def _local_status(path: Path) -> TaskStatus:
     result, why = run.result_or_reason()
     if result is not None:
         status.state, status.outcome = "done", "done"
+        if damage := run.metrics_damage():  # a finished run whose metrics are damaged is named as such
+            status.state, status.error = "damaged", damage
     else:
         status.state = "incomplete" if rows or run.checkpoint_file.exists() else "not started"
         if why != "not finished":
@@ -217,13 +222,17 @@ def _task_error(run_dir: Path, log: Path) -> str:
     """Why a run of a failed task failed: the line its task wrote into <run>/task.json, else the last
     exception line of the task's log (plain text). Never submitit's result pickle."""
     try:
-        note = json.loads((run_dir / TASK).read_text())
+        note = json.loads(read_text(run_dir / TASK, "result"))
+    except NotRegular as e:
+        return str(e).split(";")[0]
     except (OSError, ValueError, UnicodeDecodeError):
         note = None
     if isinstance(note, dict) and note.get("outcome") == "failed" and isinstance(note.get("error"), str):
         return note["error"]
-    try:
-        lines = log.read_bytes()[-65536:].decode("utf-8", errors="replace").splitlines()
+    try:  # the log's tail only: a log of any length (or a planted /dev/zero link) costs 64 KiB
+        lines = read_tail(log, "log", 65536).decode("utf-8", errors="replace").splitlines()
+    except NotRegular as e:
+        return str(e).split(";")[0]
     except OSError:
         return ""
     for line in reversed(lines):

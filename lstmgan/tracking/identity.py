@@ -4,14 +4,13 @@ study folder), and the record of what W&B holds of the folder."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import uuid
 from pathlib import Path
 from typing import Any
 
 from lstmgan.config import TrackingConfig
-from lstmgan.fs import write_json_atomic, write_text_atomic
+from lstmgan.fs import NotRegular, read_text, write_bytes_once, write_json_atomic, write_text_atomic
 
 ID_FILE = "wandb-id"  # in a run folder: its W&B run id
 IDENTITY_FILE = "wandb-run.json"  # in a run folder: identity_record()
@@ -28,7 +27,7 @@ def run_id(run_path: Path, *, create: bool = True) -> str | None:
         if not create:
             return None
         write_text_atomic(id_file, uuid.uuid4().hex[:12])
-    return id_file.read_text().strip()
+    return read_text(id_file, "id").strip()
 
 
 def group_id(folder: Path) -> str:
@@ -40,7 +39,7 @@ def group_id(folder: Path) -> str:
     wandb-run.json. A SLURM requeue reuses the pickled job, group included."""
     path = folder / GROUP_FILE
     if path.exists():
-        return path.read_text().strip()
+        return read_text(path, "id").strip()
     key = folder.resolve()
     group = _GROUPS.get(key) or _group_of_runs(folder) or f"{folder.name}-{secrets.token_hex(3)}"
     _GROUPS[key] = group
@@ -61,21 +60,16 @@ def _group_of_runs(folder: Path) -> str | None:
 
 def write_once(path: Path, text: str) -> None:
     """Create `path` holding `text` unless it exists (parallel workers race to pin one group: first wins)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text + "\n")
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_bytes_once(path, (text + "\n").encode())
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from a bookkeeping file; {} when it is missing, unreadable or not an object."""
+    """A JSON object from a bookkeeping file; {} when it is missing, unreadable or not an object. One that is
+    no regular file (a FIFO, a link, too large) is never waited on: {} too, as bookkeeping never stops
+    training (a later sync then sends again what it cannot tell was sent)."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = json.loads(read_text(path, "result"))
+    except (OSError, ValueError, NotRegular):
         return {}
     return data if isinstance(data, dict) else {}
 

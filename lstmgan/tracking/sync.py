@@ -31,6 +31,7 @@ from typing import Any
 
 from lstmgan.config import TrackingConfig, run_kind
 from lstmgan.errors import UserError, first_line
+from lstmgan.fs import read_text
 from lstmgan.rundir import RunDir
 from lstmgan.tracking.identity import (
     GROUP_FILE,
@@ -152,7 +153,7 @@ def _identity(run: Path, root: Path, *, create: bool) -> dict[str, Any]:
         group = group_id(group_folder)
         write_once(group_folder / GROUP_FILE, group)  # the next sync (another process) finds the same group
     else:
-        group = ((group_folder / GROUP_FILE).read_text().strip() if (group_folder / GROUP_FILE).exists()
+        group = (read_text(group_folder / GROUP_FILE, "id").strip() if (group_folder / GROUP_FILE).exists()
                  else f"{group_folder.name}-(new)")
     tracking = TrackingConfig(group=group, job_type=kind, tags=tuple(tags))  # the default project
     return identity_record(run_id(run, create=create) or "(new id)", tracking, name=run.name,

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from lstmgan.config import TrackingConfig
-from lstmgan.fs import read_jsonl, write_json_atomic, write_text_atomic
+from lstmgan.fs import append_bytes, open_regular, read_jsonl, write_json_atomic, write_text_atomic
 from lstmgan.rundir import RunDir
 from lstmgan.tracking.identity import (
     GROUP_FILE,
@@ -129,7 +129,7 @@ def text_hash(text: str) -> str:
 
 def file_hash(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, "checkpoint") as f:  # no link followed, no wait on a FIFO
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:16]
@@ -261,8 +261,7 @@ class Tracker:
 
     def log(self, row: dict[str, Any]) -> None:
         """Append one row (it must hold the step key, e.g. 'epoch') and forward it to W&B."""
-        with open(self.run.metrics_file, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_bytes(self.run.metrics_file, (json.dumps(row) + "\n").encode())  # never through a link or a FIFO
         step = row.get(self.step_key)
         if self._wandb is not None and (step is None or step > self._skip_until):
             self._guard("log", lambda: self._wandb.log(wandb_row(row)))
