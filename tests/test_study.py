@@ -8,7 +8,7 @@ from idx import make_tiny_mnist
 
 from lstmgan.config import GanConfig, TrackingConfig
 from lstmgan.errors import UserError
-from lstmgan.experiments import gan_job, interpolation_strips, load_study, study_jobs
+from lstmgan.experiments import StripsJob, gan_job, gan_jobs, load_study, study_jobs
 
 OFF = TrackingConfig(mode="disabled")
 
@@ -16,9 +16,9 @@ OFF = TrackingConfig(mode="disabled")
 def test_the_packaged_study_loads_by_name_from_any_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     full, quick = load_study("study", None, {}), load_study("study", "quick", {})
-    assert full.gan.epochs == 200 and full.sweep.seeds == [0, 1, 2, 3, 4]
+    assert full.gan.run.epochs == 200 and full.sweep.seeds == [0, 1, 2, 3, 4] and full.gan.seeds == [0, 1, 2]
     # The quick preset trains its GAN long enough for the interpolation strip (see study.yaml's comment).
-    assert (quick.gan.epochs, quick.gan.limit, quick.interpolation_pairs) == (15, 10000, 1)
+    assert (quick.gan.run.epochs, quick.gan.run.limit, quick.interpolation_pairs) == (15, 10000, 1)
     assert quick.interpolation_min_confidence == 0.9
 
 
@@ -28,7 +28,7 @@ def test_a_bad_presets_section_is_one_line(tmp_path):
     with pytest.raises(UserError, match="presets must be a mapping"):
         load_study(path, "quick", {})
     path.write_text("presets:\n  quick:\n")  # an empty preset is the top level as it is
-    assert load_study(path, "quick", {}).gan.epochs == 200
+    assert load_study(path, "quick", {}).gan.run.epochs == 200
 
 
 def test_one_gan_job_builder_for_the_gan_command_and_the_study(tmp_path):
@@ -42,25 +42,38 @@ def test_one_gan_job_builder_for_the_gan_command_and_the_study(tmp_path):
 
     study = load_study("study", "quick", {})
     first, *_, last = study_jobs(study, tmp_path / "s1", OFF, force=False)
-    assert last.run_dir == tmp_path / "s1" / "gan" / "mnist-s0"
+    assert last.run_dir == tmp_path / "s1" / "gan" / "mnist-s0" and isinstance(last, StripsJob)
     assert last.tracking.group == first.tracking.group  # the study's runs are one W&B group
     assert last.tracking.group.startswith("s1-")
 
 
-def test_the_study_interpolates_with_its_own_confidence_rule(tmp_path):
+def test_the_study_gan_job_makes_its_strips_with_the_studys_confidence_rule(tmp_path):
     data = tmp_path / "data"
     make_tiny_mnist(data, n_train=512, n_test=128)
     study = load_study("study", None, {
         "gan.data_dir": str(data), "gan.epochs": 1, "gan.batch_size": 32, "gan.eval_samples": 100,
-        "gan.device": "cpu", "interpolation_pairs": 1, "interpolation_steps": 3,
+        "gan.device": "cpu", "gan.seeds": [0], "interpolation_pairs": 1, "interpolation_steps": 3,
         "interpolation_min_confidence": 0.05})  # a 1-epoch GAN on noise: any two classes will do
-    job = gan_job(study.gan, tmp_path / "gan", OFF, force=False)
-    job()
-    (strip,) = interpolation_strips(study, job.run_dir)
-    assert len(strip["classes"]) == 3 + 2 and Path(strip["png"]).exists()
+    job = study_jobs(study, tmp_path, OFF, force=False)[-1]
+    job()  # trains, then interpolates: the same call here and in a SLURM task
     stored = json.loads((job.run_dir / "interpolation" / "lerp.json").read_text())
-    assert stored["min_confidence"] == 0.05
+    assert stored["min_confidence"] == 0.05 and len(stored["strips"][0]["classes"]) == 3 + 2
+    assert Path(stored["strips"][0]["png"]).exists()
+    made = (job.run_dir / "interpolation" / "lerp.json").stat().st_mtime_ns
+    job()  # finished, strips there for this epoch and these settings: nothing redone
+    assert (job.run_dir / "interpolation" / "lerp.json").stat().st_mtime_ns == made
     from lstmgan.results.report import build_report
 
     report = build_report(tmp_path)  # tmp_path is laid out as a study folder: gan/<run>/
     assert "both ends read as their class with confidence ≥ 0.05" in report.md_path.read_text()  # states the rule
+
+
+def test_gan_seeds_and_grid_give_a_run_folder_each(tmp_path):
+    from lstmgan.config import GanSweepConfig
+
+    gan = GanSweepConfig(seeds=[0, 1], grid={"lr": ["1e-4", 2e-4]})
+    names = [job.run_dir.name for job in gan_jobs(
+        gan, tmp_path / "gan", OFF, force=False)]
+    assert names == ["mnist-lr0.0001-s0", "mnist-lr0.0001-s1", "mnist-lr0.0002-s0", "mnist-lr0.0002-s1"]
+    with pytest.raises(UserError, match="seed: 3 is ignored when seeds are given"):
+        GanSweepConfig(seeds=[0, 1], run=GanConfig(seed=3))
