@@ -77,3 +77,75 @@ def test_gan_seeds_and_grid_give_a_run_folder_each(tmp_path):
     assert names == ["mnist-lr0.0001-s0", "mnist-lr0.0001-s1", "mnist-lr0.0002-s0", "mnist-lr0.0002-s1"]
     with pytest.raises(UserError, match="seed: 3 is ignored when seeds are given"):
         GanSweepConfig(seeds=[0, 1], run=GanConfig(seed=3))
+
+
+def test_quick_study_then_report_opens_with_the_claims_tested(tmp_path, cli):
+    """`lstmgan study --preset quick` then `lstmgan report` on MNIST-format digits, with tiny settings: the
+    report opens with the claims table and computed verdicts, the ablation's explanation and the horizon."""
+    data = tmp_path / "data"
+    make_tiny_mnist(data, n_train=512, n_test=128)
+    out = tmp_path / "study"
+    tiny = ["sweep.lengths=5", "sweep.seeds=[0, 1]", "sweep.epochs=2", "ablation.epochs=2", "ablation.inits=pytorch",
+            "gan.epochs=1", "gan.batch_size=32", "gan.eval_samples=100", "interpolation_min_confidence=0.05",
+            *(f"{part}.{key}" for part in ("sweep", "ablation") for key in ("hidden=8", "samples=100"))]
+    r = cli("study", "--preset", "quick", "--data-dir", data, "--out", out, "--device", "cpu", "--wandb", "disabled",
+            "--quiet", *[arg for item in tiny for arg in ("--set", item)])
+    assert r.code == 0, r.err
+    assert sorted(p.name for p in (out / "ablation").iterdir()) == [  # forget biases vary the LSTM only
+        "lstm-L15-pytorch-onehot-forget_bias0.0-s0", "lstm-L15-pytorch-onehot-forget_bias1.0-s0",
+        "lstm-L15-pytorch-scalar-forget_bias0.0-s0", "lstm-L15-pytorch-scalar-forget_bias1.0-s0",
+        "rnn-L15-pytorch-onehot-s0", "rnn-L15-pytorch-scalar-s0"]
+    assert (out / "gan" / "mnist-s0" / "interpolation" / "lerp.json").exists()  # the GAN job made its strip
+    r = cli("report", out, "--wandb", "disabled")
+    assert r.code == 0, r.err
+    md = (out / "report.md").read_text()
+    first = [line for line in md.splitlines() if line.startswith("## ")][0]
+    assert first == "## The original's claims, tested"
+    rows = {line.split(" | ")[0].removeprefix("| "): line.split(" | ") for line in md.splitlines()
+            if line.startswith(("| RNN, L = 5 |", "| LSTM, L = 5 |", "| GAN |"))}
+    assert set(rows) == {"RNN, L = 5", "LSTM, L = 5", "GAN"}
+    for name in ("RNN, L = 5", "LSTM, L = 5"):
+        assert rows[name][5].startswith("quick: ") and rows[name][5] != "quick: not measured"  # 2 of 100 epochs
+    assert "| RNN, L = 20 | performs very badly | – | – | – | not measured |" in md
+    claims = md.split("## The original's claims, tested")[1].split("\n## ")[0]
+    assert "LSTM at L = 15: " in claims and "forget_bias moves it by" in claims and "encoding moves it by" in claims
+    assert "RNN at L = 15: encoding moves it by" in claims
+    assert "![" in claims and "figures/horizon.png" in claims and (out / "figures" / "horizon.png").exists()
+
+
+def test_study_on_slurm_plans_every_run_as_array_tasks_and_writes_nothing(tmp_path, cli):
+    data = tmp_path / "data"
+    make_tiny_mnist(data, n_train=64, n_test=32)
+    out = tmp_path / "study"
+    args = ["study", "--preset", "quick", "--data-dir", data, "--out", out, "--wandb", "disabled", "--slurm",
+            "--dry-run"]
+    r = cli(*args)  # the default profile: a CPU, one run per task (24 sweep + 12 ablation + 1 GAN runs)
+    assert r.code == 0, r.err
+    assert "# 37 task(s) for 37 run(s)" in r.out and "#SBATCH --array=0-36" in r.out
+    tasks = [line for line in r.out.splitlines() if line.startswith("#   task ")]
+    assert len(tasks) == 37 and any(line.endswith(str(out / "gan" / "mnist-s0")) for line in tasks)
+    assert any("ablation/lstm-L15-pytorch-scalar-forget_bias1.0-s0" in line for line in tasks)
+    assert "no GPU" in r.err  # the GAN on a CPU profile is warned about
+    r = cli(*args, "--cluster", "example-gpu", "--set", "gan.seeds=[0, 1, 2]")  # runs share GPU tasks
+    assert r.code == 0, r.err
+    assert "# 8 task(s) for 39 run(s)" in r.out
+    assert sum(line.count(f"{out / 'gan'}/mnist-s") for line in r.out.splitlines()) == 3
+    assert not out.exists()
+
+
+def test_gan_seeds_and_grid_on_the_command_line(tmp_path, cli):
+    data = tmp_path / "data"
+    make_tiny_mnist(data, n_train=128, n_test=64)
+    out = tmp_path / "runs"
+    base = ["gan", "--data-dir", data, "--out", out, "--epochs", "1", "--device", "cpu", "--wandb", "disabled",
+            "--quiet", "--set", "batch_size=32", "--set", "eval_samples=50"]
+    r = cli(*base, "--seeds", "0", "1", "--grid", "lr=1e-4,2e-4", "--dry-run")
+    assert r.code == 0, r.err
+    assert "4 run(s)" in r.out and "mnist-lr0.0001-s1" in r.out and not out.exists()
+    r = cli(*base, "--seeds", "0", "1", "--seed", "3")
+    assert r.code == 2 and "seed: 3 is ignored when seeds are given" in r.err and not out.exists()
+    r = cli(*base, "--seeds", "0", "1")
+    assert r.code == 0, r.err
+    assert [line.split(":")[0] for line in r.out.splitlines() if "classifier-FID" in line] == ["mnist-s0", "mnist-s1"]
+    results = [json.loads((out / "gan" / f"mnist-s{s}" / "result.json").read_text()) for s in (0, 1)]
+    assert all(r["epochs"] == 1 for r in results) and results[0]["fid"] != results[1]["fid"]  # two seeds, two runs

@@ -300,6 +300,8 @@ class FactorEffect:
         return min(self.means, key=lambda v: self.means[v])
 
     def text(self) -> str:
+        if self.effect == 0:
+            return f"{self.factor} does not move it ({pct(self.means[self.best])} with each value)"
         return (f"{self.factor} moves it by {100 * self.effect:.1f} points (best {self.best}: "
                 f"{pct(self.means[self.best])}, worst {self.worst}: {pct(self.means[self.worst])})")
 
