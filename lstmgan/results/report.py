@@ -3,19 +3,16 @@
 It opens with the original's claims, tested (lstmgan.results.claims: the verdicts, the ablation's ranking
 of factors, the memory horizon, the GAN's claims), then the sweep, the ablation and the GAN in detail.
 Every number and sentence comes from result.json / metrics.jsonl files on disk. Parts whose runs are
-missing or unfinished say so instead of being left out silently. The report is a list of blocks
-rendered twice: as Markdown, and as one self-contained HTML file (figures embedded). Nothing here calls
-W&B: the pipeline publishes the report's named tables and figures (lstmgan.tracking.publish).
+missing or unfinished say so instead of being left out silently. The report is a list of blocks rendered
+twice (lstmgan.results.document): as Markdown, and as one self-contained HTML file. Nothing here calls W&B:
+the pipeline publishes the report's named tables and figures (lstmgan.tracking.publish).
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,105 +20,15 @@ import yaml
 
 from lstmgan.errors import UserError
 from lstmgan.experiments import ABLATION, GAN
-from lstmgan.results import claims as c
 from lstmgan.fs import rows_with, write_text_atomic
-from lstmgan.results.markdown import markdown_table
+from lstmgan.results import claims as c
+from lstmgan.results.document import Report
 from lstmgan.results.summary import Row, RunRecord, cell, load_runs, mean_std_text, series, summarise
 from lstmgan.rundir import RunDir
 
 CHANCE = 0.1  # ten digits
 # What a GAN evaluation row must hold as numbers for the report to use it.
 GAN_EVAL_NUMBERS = ("epoch", "fid", "fid_floor", "mean_max_prob")
-
-
-# --- blocks ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Report:
-    folder: Path
-    blocks: list[tuple[str, Any]] = field(default_factory=list)
-    figures: list[Path] = field(default_factory=list)
-
-    def h(self, level: int, text: str) -> None:
-        self.blocks.append(("h", (level, text)))
-
-    def p(self, text: str) -> None:
-        self.blocks.append(("p", text))
-
-    def table(self, header: list[str], rows: list[list[str]]) -> None:
-        self.blocks.append(("table", (header, rows)))
-
-    def image(self, path: Path, caption: str) -> None:
-        self.blocks.append(("img", (path, caption)))
-        self.figures.append(path)
-
-    def code(self, text: str) -> None:
-        self.blocks.append(("code", text))
-
-    @property
-    def md_path(self) -> Path:
-        return self.folder / "report.md"
-
-    @property
-    def html_path(self) -> Path:
-        return self.folder / "report.html"
-
-    def named_tables(self) -> dict[str, tuple[list[str], list[list[str]]]]:
-        """Every table, named by the heading above it in lower-case words joined by `-` (the W&B report
-        run's `tables/<name>`); a second table under one heading gets its position appended."""
-        tables: dict[str, tuple[list[str], list[list[str]]]] = {}
-        heading = "report"
-        for kind, value in self.blocks:
-            if kind == "h":
-                heading = value[1]
-            elif kind == "table":
-                name = "".join(c if c.isalnum() else "-" for c in heading.lower()).strip("-")
-                while "--" in name:
-                    name = name.replace("--", "-")
-                tables[name if name not in tables else f"{name}-{len(tables)}"] = value
-        return tables
-
-    def markdown(self) -> str:
-        out = []
-        for kind, value in self.blocks:
-            if kind == "h":
-                out.append("#" * value[0] + " " + value[1])
-            elif kind == "p":
-                out.append(value)
-            elif kind == "table":
-                out.append(markdown_table(*value))
-            elif kind == "img":
-                out.append(f"![{value[1]}]({value[0].relative_to(self.folder)})\n\n*{value[1]}*")
-            elif kind == "code":
-                out.append(f"```\n{value}\n```")
-            out.append("")
-        return "\n".join(out)
-
-    def html(self, title: str) -> str:
-        body = []
-        for kind, value in self.blocks:
-            if kind == "h":
-                body.append(f"<h{value[0]}>{html.escape(value[1])}</h{value[0]}>")
-            elif kind == "p":
-                body.append(f"<p>{html.escape(value)}</p>")
-            elif kind == "table":
-                header, rows = value
-                head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
-                cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>")
-            elif kind == "img":
-                data = base64.b64encode(value[0].read_bytes()).decode()
-                body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(value[1])}">'
-                            f"<figcaption>{html.escape(value[1])}</figcaption></figure>")
-            elif kind == "code":
-                body.append(f"<pre>{html.escape(value)}</pre>")
-        style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-                 "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
-                 "text-align:left}th{background:#f4f4f4}img{max-width:100%}figcaption{color:#555;font-size:90%}"
-                 "pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:85%}")
-        return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
 
 
 # --- the original's claims, tested -----------------------------------------------------------------
@@ -310,6 +217,13 @@ def part_gan(report: Report, gan_root: Path, figures: Path) -> None:
     if not runs:
         report.p("No GAN run found (expected under gan/).")
         return
+    if len(runs) > 1:
+        finals = [(p.name, RunDir(p).result() or {}) for p in runs]
+        report.p(f"{len(runs)} GAN runs; their final numbers (mean ± std: \"The GAN over its seeds\" above). "
+                 f"The figures below are of {runs[0].name}.")
+        report.table(["run", "epochs", "classifier-FID", "real-vs-real floor", "mean max-prob"],
+                     [[name, *(f"{r[k]:g}" if isinstance(r.get(k), (int, float)) else "–"
+                               for k in ("epochs", "fid", "fid_floor", "mean_max_prob"))] for name, r in finals])
     run = RunDir(runs[0])
     result = run.result()
     metrics = run.metrics()
