@@ -12,8 +12,8 @@ in a SLURM task, so `lstmgan report` only reads folders.
 from __future__ import annotations
 
 import json
-import logging
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,8 +30,6 @@ from lstmgan.palindrome.train import check_checkpoint as palindrome_fits
 from lstmgan.palindrome.train import run_palindrome
 from lstmgan.runner.job import Job, Progress, resolve_device
 from lstmgan.tracking.identity import group_id
-
-log = logging.getLogger(__name__)
 
 ABLATION = "ablation"
 GAN = "gan"
@@ -101,8 +99,8 @@ def gan_jobs(gan: GanSweepConfig, folder: Path, tracking: TrackingConfig, *, for
 class StripsJob(Job):
     """A study's GAN run, then its interpolation strips with the study's settings (steps, pairs, the classifier
     confidence both ends need), published to the run's W&B run: here and in a SLURM task alike. Strips that
-    exist for this epoch and these settings are kept. No confident pair is a result (a weak GAN), logged as a
-    warning, not a failed run."""
+    exist for this epoch and these settings are kept. No confident pair is a result (a weak GAN), said on
+    stderr, not a failed run."""
 
     steps: int = 7
     pairs: int = 0
@@ -114,9 +112,10 @@ class StripsJob(Job):
             try:
                 self.make_strips()
             except UserError as e:  # its fix names `interpolate`'s flags: the study's own follow
-                log.warning("%s: interpolation skipped: %s; train the GAN longer (--set gan.epochs=…) or lower "
-                            "--set interpolation_min_confidence=…, or run `lstmgan interpolate %s --min-confidence "
-                            "0.5`", self.label, str(e).split(";")[0], self.run_dir)
+                # stderr: the terminal here, the task's log on SLURM
+                print(f"{self.label}: interpolation skipped: {str(e).split(';')[0]}; train the GAN longer (--set "
+                      f"gan.epochs=…) or lower --set interpolation_min_confidence=…, or run `lstmgan interpolate "
+                      f"{self.run_dir} --min-confidence 0.5`", file=sys.stderr, flush=True)
                 return result
             from lstmgan.tracking.publish import publish
 

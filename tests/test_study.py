@@ -124,14 +124,14 @@ def test_study_on_slurm_plans_every_run_as_array_tasks_and_writes_nothing(tmp_pa
             "--dry-run"]
     r = cli(*args)  # the default profile: a CPU, one run per task (24 sweep + 12 ablation + 1 GAN runs)
     assert r.code == 0, r.err
-    assert "# 37 task(s) for 37 run(s)" in r.out and "#SBATCH --array=0-36" in r.out
+    assert "# 37 tasks for 37 runs" in r.out and "#SBATCH --array=0-36" in r.out
     tasks = [line for line in r.out.splitlines() if line.startswith("#   task ")]
     assert len(tasks) == 37 and any(line.endswith(str(out / "gan" / "mnist-s0")) for line in tasks)
     assert any("ablation/lstm-L15-pytorch-scalar-forget_bias1.0-s0" in line for line in tasks)
     assert "no GPU" in r.err  # the GAN on a CPU profile is warned about
     r = cli(*args, "--cluster", "example-gpu", "--set", "gan.seeds=[0, 1, 2]")  # runs share GPU tasks
     assert r.code == 0, r.err
-    assert "# 8 task(s) for 39 run(s)" in r.out
+    assert "# 8 tasks for 39 runs" in r.out
     assert sum(line.count(f"{out / 'gan'}/mnist-s") for line in r.out.splitlines()) == 3
     assert not out.exists()
 
