@@ -144,7 +144,7 @@ def test_gan_seeds_and_grid_on_the_command_line(tmp_path, cli):
             "--quiet", "--set", "batch_size=32", "--set", "eval_samples=50"]
     r = cli(*base, "--seeds", "0", "1", "--grid", "lr=1e-4,2e-4", "--dry-run")
     assert r.code == 0, r.err
-    assert "4 run(s)" in r.out and "mnist-lr0.0001-s1" in r.out and not out.exists()
+    assert "4 runs" in r.out and "mnist-lr0.0001-s1" in r.out and not out.exists()
     r = cli(*base, "--seeds", "0", "1", "--seed", "3")
     assert r.code == 2 and "seed: 3 is ignored when seeds are given" in r.err and not out.exists()
     r = cli(*base, "--seeds", "0", "1")
