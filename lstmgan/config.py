@@ -104,7 +104,7 @@ class PalindromeConfig(_Rules):
     length: Length = 10  # digits the network reads; the palindrome has length + 1 digits
     seed: Seed = 0
     hidden: Int(1, MAX_HIDDEN) = 128
-    encoding: Choice(ENCODINGS) = "onehot"  # onehot (10 dims) | scalar (the digit as one float, input_dim=1)
+    encoding: Choice(ENCODINGS) = "scalar"  # scalar (the original template's: the digit as one float) | onehot
     init: Choice(INITS) = "pytorch"  # pytorch: U(±1/√H) | normal: N(0, init_std²) weights, zero biases
     init_std: Positive = 0.01
     forget_bias: Float(ge=-MAX_FORGET_BIAS, le=MAX_FORGET_BIAS) = 0.0  # LSTM forget gate's bias: 0 = the original's
@@ -166,16 +166,8 @@ class SweepConfig(_Rules):
         return count
 
     def grid_points(self) -> list[dict[str, Any]]:
-        """The grid's combinations, in the grid's key order, each value checked and converted as its
-        per-run setting (so `lr: 1e-3` is the float 0.001). The count is checked first (check_count)."""
         self.check_count()
-        checked: dict[str, list[Any]] = {}
-        for key, values in self.grid.items():
-            bare = key.removeprefix("run.")
-            if bare in checked:
-                raise UserError(f"grid: {bare} is given twice (as {bare} and run.{bare}); give it once")
-            checked[bare] = _grid_values(self.run, key, values, "grid")
-        return [dict(zip(checked, combo)) for combo in itertools.product(*checked.values())]
+        return grid_points(self.run, self.grid)
 
     def runs(self) -> list[PalindromeConfig]:
         """lengths × models × grid points × seeds, each a validated per-run config (at most the cap)."""
@@ -216,31 +208,64 @@ class GanConfig(_Rules):
 
 
 @settings
+class GanSweepConfig(_Rules):
+    """The GAN over seeds × grid points (`lstmgan gan --seeds 0 1 2 --grid lr=1e-4,2e-4`, the study's `gan:`),
+    one run each. No seeds: the run's own seed."""
+
+    seeds: Items(Seed) = field(default_factory=list)
+    grid: Grid = field(default_factory=dict)
+    run: GanConfig = field(default_factory=GanConfig)
+
+    def validate(self) -> None:
+        _once("seeds", self.seeds)
+        if self.seeds and self.run.seed != GanConfig.seed:
+            raise UserError(f"seed: {self.run.seed} is ignored when seeds are given; give the seeds only "
+                            f"(--seeds, or seeds: [...] in a file)")
+        self.runs()
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        return grid_points(self.run, self.grid)
+
+    def runs(self) -> list[GanConfig]:
+        """grid points × seeds, each a validated per-run config (at most the cap, checked before expanding)."""
+        count = math.prod(len(v) if isinstance(v, list) else 1 for v in self.grid.values()) * max(1, len(self.seeds))
+        if count > max_runs():
+            raise UserError(f"the GAN plans {count:,} runs (seeds × grid points), more than {max_runs():,}; narrow "
+                            f"it, or allow them with --max-runs {count}")
+        return [dataclasses.replace(self.run, **point, seed=seed)
+                for point, seed in itertools.product(self.grid_points(), self.seeds or [self.run.seed])]
+
+
+@settings
 class AblationConfig(_Rules):
-    """Final val accuracy over lengths × models × initialisation × input encoding (× seeds)."""
+    """Final val accuracy over lengths × models × initialisation × input encoding × forget-gate bias (× seeds).
+    Forget biases vary the LSTM only: an RNN has no forget gate, so its runs would repeat."""
 
     lengths: Items(Length) = field(default_factory=lambda: [5, 10, 15, 20])
     models: Items(Choice(MODELS)) = field(default_factory=lambda: list(MODELS))
     seeds: Items(Seed) = field(default_factory=lambda: [0, 1, 2])
     inits: Items(Choice(INITS)) = field(default_factory=lambda: list(INITS))
     encodings: Items(Choice(ENCODINGS)) = field(default_factory=lambda: list(ENCODINGS))
+    forget_biases: Items(Float(ge=-MAX_FORGET_BIAS, le=MAX_FORGET_BIAS)) = field(default_factory=lambda: [0.0])
     run: PalindromeConfig = field(default_factory=PalindromeConfig)
 
     def validate(self) -> None:
-        for key, choices in (("inits", INITS), ("encodings", ENCODINGS)):
+        for key, example in (("inits", ", ".join(INITS)), ("encodings", ", ".join(ENCODINGS)),
+                             ("forget_biases", "0.0, 1.0")):
             if not getattr(self, key):
-                raise UserError(f"ablation {key} is empty: give at least one of {', '.join(choices)}")
+                raise UserError(f"ablation {key} is empty: give at least one of {example}")
             _once(key, getattr(self, key))
         SweepConfig(name="ablation", lengths=self.lengths, models=self.models, seeds=self.seeds, run=self.run)
 
 
 @settings
 class StudyConfig(_Rules):
-    """Everything the study report needs: the sweep, the ablation, one GAN run and its interpolation."""
+    """Everything the study report needs: the sweep, the ablation, the GAN runs (over `gan.seeds`) and their
+    interpolation strips."""
 
     sweep: SweepConfig = field(default_factory=lambda: SweepConfig(seeds=[0, 1, 2, 3, 4]))
     ablation: AblationConfig = field(default_factory=AblationConfig)
-    gan: GanConfig = field(default_factory=GanConfig)
+    gan: GanSweepConfig = field(default_factory=GanSweepConfig)
     interpolation_steps: Int(1, 1000) = 7
     interpolation_pairs: Int(0, 100) = 2
     # Both ends of a strip must be read as their class with at least this probability by the classifier.
@@ -262,6 +287,9 @@ class TrackingConfig(_Rules):
 
 
 RUN_KINDS: dict[type, str] = {PalindromeConfig: "palindrome", GanConfig: "gan"}
+# What a stored run config that lacks a key ran with, where that is not today's default: the default changed
+# after the key was first recorded (issue 17: the original's scalar input became the default).
+ABSENT_MEANS: dict[type, dict[str, Any]] = {PalindromeConfig: {"encoding": "onehot"}}
 
 
 # --- loading and overrides -------------------------------------------------------------------------
@@ -286,8 +314,9 @@ def run_kind(stored: dict[str, Any]) -> str | None:
 
 def from_dict(cls: type[C], data: dict[str, Any], source: str) -> C:
     """Rebuild a config from a dict written by `to_dict` or `run_config_dict` (a run folder's config.yaml).
-    A declared kind must be this class's; a newer format than this version writes is refused."""
-    data = dict(data)
+    A declared kind must be this class's; a newer format than this version writes is refused. A key the
+    dict lacks takes the value such a folder ran with (`absent_defaults`)."""
+    data = {**ABSENT_MEANS.get(cls, {}), **data}
     if cls in RUN_KINDS:
         kind, version = data.pop("kind", None), data.pop("format", None)
         if kind is not None and kind != RUN_KINDS[cls]:
@@ -296,6 +325,12 @@ def from_dict(cls: type[C], data: dict[str, Any], source: str) -> C:
             raise UserError(f"{source} has format {version!r}; this lstmgan reads format {FORMAT} and older, "
                             f"upgrade lstmgan to read it")
     return apply(cls(), data, source)
+
+
+def absent_defaults(cls: type) -> dict[str, Any]:
+    """`run_config_dict` of the values a stored run config without a key ran with: today's defaults but for
+    ABSENT_MEANS (what rundir's resume check fills a missing key with)."""
+    return run_config_dict(from_dict(cls, {}, "defaults"))
 
 
 def apply(cfg: C, values: dict[str, Any], source: str) -> C:
@@ -404,7 +439,19 @@ def check_name(key: str, value: str) -> None:
         raise UserError(f"{key} {value!r} must be a plain folder name (no '/', not starting with '.')")
 
 
-def _grid_values(run: PalindromeConfig, key: str, values: Any, source: str) -> list[Any]:
+def grid_points(run: Any, grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """A grid's combinations, in the grid's key order, each value checked and converted as the per-run
+    setting of `run` (so `lr: 1e-3` is the float 0.001)."""
+    checked: dict[str, list[Any]] = {}
+    for key, values in grid.items():
+        bare = key.removeprefix("run.")
+        if bare in checked:
+            raise UserError(f"grid: {bare} is given twice (as {bare} and run.{bare}); give it once")
+        checked[bare] = _grid_values(run, key, values, "grid")
+    return [dict(zip(checked, combo)) for combo in itertools.product(*checked.values())]
+
+
+def _grid_values(run: Any, key: str, values: Any, source: str) -> list[Any]:
     """A grid entry's values, each checked and converted by `apply` as the run setting `key`."""
     bare = key.removeprefix("run.")
     if bare in SWEEP_AXES:

@@ -1,22 +1,26 @@
 """The study: everything the report needs, as jobs. `lstmgan study` runs them; `lstmgan report` reads them.
 
     <study>/palindrome/   the sweep: lengths × RNN, LSTM × seeds
-    <study>/ablation/     lengths × models × initialisation × encoding × seeds
-    <study>/gan/<run>/    one GAN run, with its interpolation strips
+    <study>/ablation/     lengths × models × initialisation × encoding (× forget-gate bias, LSTM) × seeds
+    <study>/gan/<run>/    the GAN runs (one per seed and grid point), each with its interpolation strips
     <study>/classifiers/  the classifier that scores GAN samples
+
+The strips are made by each GAN run's own job, right after it trains (`StripsJob`): the same path here and
+in a SLURM task, so `lstmgan report` only reads folders.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from lstmgan.catalog import find
-from lstmgan.config import GanConfig, PalindromeConfig, StudyConfig, SweepConfig, TrackingConfig, apply
+from lstmgan.config import GanConfig, GanSweepConfig, PalindromeConfig, StudyConfig, SweepConfig, TrackingConfig, apply
 from lstmgan.errors import UserError
 from lstmgan.gan.posthoc import load_trained, make_strips
 from lstmgan.gan.train import check_checkpoint as gan_fits
@@ -24,11 +28,12 @@ from lstmgan.gan.train import run_gan
 from lstmgan.overrides import load_yaml
 from lstmgan.palindrome.train import check_checkpoint as palindrome_fits
 from lstmgan.palindrome.train import run_palindrome
-from lstmgan.runner.job import Job, resolve_device
+from lstmgan.runner.job import Job, Progress, resolve_device
 from lstmgan.tracking.identity import group_id
 
 ABLATION = "ablation"
 GAN = "gan"
+STRIPS = "lerp"  # the study's interpolation method: <run>/interpolation/lerp.json
 
 
 def load_study(path: str | Path, preset: str | None, sets: dict[str, Any]) -> StudyConfig:
@@ -50,43 +55,98 @@ def load_study(path: str | Path, preset: str | None, sets: dict[str, Any]) -> St
 
 
 def ablation_jobs(cfg: StudyConfig, out: Path, tracking: TrackingConfig, *, force: bool) -> list[Job]:
+    """lengths × models × inits × encodings (× forget biases for the LSTM: an RNN has no forget gate) × seeds.
+    Run names carry the forget bias only when more than one is tried (older ablation folders keep theirs)."""
     ab = cfg.ablation
-    runs = [replace(ab.run, model=m, length=n, seed=s, init=i, encoding=e)
-            for n in ab.lengths for m in ab.models for i in ab.inits for e in ab.encodings for s in ab.seeds]
-    return [palindrome_job(run, out / ABLATION, tracking, force=force, variant=True) for run in runs]
+    keys = ["forget_bias"] if len(ab.forget_biases) > 1 else []
+    jobs = []
+    for n in ab.lengths:
+        for m in ab.models:
+            biases = ab.forget_biases if m == "lstm" else [ab.run.forget_bias]
+            for i in ab.inits:
+                for e in ab.encodings:
+                    for b in biases:
+                        jobs += [palindrome_job(replace(ab.run, model=m, length=n, seed=s, init=i, encoding=e,
+                                                        forget_bias=b), out / ABLATION, tracking, force=force,
+                                                variant=True, keys=keys if m == "lstm" else ())
+                                 for s in ab.seeds]
+    return jobs
 
 
-def gan_job(cfg: GanConfig, folder: Path, tracking: TrackingConfig, *, force: bool) -> Job:
-    """One GAN run in folder/<dataset>-s<seed>/, for `lstmgan gan` (folder = OUT/NAME) and the study
-    (folder = <study>/gan). Without a classifier path, the classifier is cached beside the folder, in
-    folder/../classifiers/<dataset>.pt, shared by every run under the same --out. W&B: group = the
-    tracking's group if set, else the folder's W&B group id."""
+def gan_job(cfg: GanConfig, folder: Path, tracking: TrackingConfig, *, force: bool, keys: Sequence[str] = ()) -> Job:
+    """One GAN run in folder/<dataset>-s<seed>/ (with grid keys: folder/<dataset>-lr0.0001-s<seed>/), for
+    `lstmgan gan` (folder = OUT/NAME) and the study (folder = <study>/gan). Without a classifier path, the
+    classifier is cached beside the folder, in folder/../classifiers/<dataset>.pt, shared by every run under
+    the same --out. W&B: group = the tracking's group if set, else the folder's W&B group id; the grid's
+    values become tags."""
     if not cfg.classifier:
         cfg = replace(cfg, classifier=str(folder.parent / "classifiers" / f"{cfg.dataset}.pt"))
+    values = [f"{key}{value_text(getattr(cfg, key))}" for key in keys]
     tracking = replace(tracking, group=tracking.group or group_id(folder), job_type="gan",
-                       tags=("gan", cfg.dataset, *tracking.tags))
-    return Job(run_gan, cfg, folder / f"{cfg.dataset}-s{cfg.seed}", tracking, step_key="step", force=force,
-               fits=gan_fits)
+                       tags=("gan", cfg.dataset, *(f"{key}={value_text(getattr(cfg, key))}" for key in keys),
+                             *tracking.tags))
+    name = "-".join([cfg.dataset, *values, f"s{cfg.seed}"])
+    return Job(run_gan, cfg, folder / name, tracking, step_key="step", force=force, fits=gan_fits)
+
+
+def gan_jobs(gan: GanSweepConfig, folder: Path, tracking: TrackingConfig, *, force: bool) -> list[Job]:
+    """One GAN job per grid point × seed (`lstmgan gan --seeds 0 1 2 --grid lr=1e-4,2e-4`)."""
+    keys = list(gan.grid_points()[0])
+    return unique_folders([gan_job(cfg, folder, tracking, force=force, keys=keys) for cfg in gan.runs()])
+
+
+@dataclass
+class StripsJob(Job):
+    """A study's GAN run, then its interpolation strips with the study's settings (steps, pairs, the classifier
+    confidence both ends need), published to the run's W&B run: here and in a SLURM task alike. Strips that
+    exist for this epoch and these settings are kept. No confident pair is a result (a weak GAN), said on
+    stderr, not a failed run."""
+
+    steps: int = 7
+    pairs: int = 0
+    min_confidence: float = 0.9
+
+    def __call__(self, progress: Progress | None = None) -> dict[str, Any]:
+        result = super().__call__(progress)
+        if self.pairs and not self.strips_done(result):
+            try:
+                self.make_strips()
+            except UserError as e:  # its fix names `interpolate`'s flags: the study's own follow
+                # stderr: the terminal here, the task's log on SLURM
+                print(f"{self.label}: interpolation skipped: {str(e).split(';')[0]}; train the GAN longer (--set "
+                      f"gan.epochs=…) or lower --set interpolation_min_confidence=…, or run `lstmgan interpolate "
+                      f"{self.run_dir} --min-confidence 0.5`", file=sys.stderr, flush=True)
+                return result
+            from lstmgan.tracking.publish import publish
+
+            publish(self.run_dir, self.tracking)
+        return result
+
+    def make_strips(self) -> list[dict[str, Any]]:
+        """The strips of this job's trained run (a UserError when no confident pair exists)."""
+        device = resolve_device(self.config.device)
+        return make_strips(load_trained(self.run_dir, device), steps=self.steps, method=STRIPS, pairs=self.pairs,
+                           seed=0, min_confidence=self.min_confidence, device=device)
+
+    def strips_done(self, result: dict[str, Any]) -> bool:
+        try:
+            done = json.loads((self.run_dir / "interpolation" / f"{STRIPS}.json").read_text())
+        except (OSError, ValueError):
+            return False
+        wanted = {"epoch": result.get("epochs"), "steps": self.steps, "min_confidence": self.min_confidence}
+        return isinstance(done, dict) and all(done.get(k) == v for k, v in wanted.items()) and \
+            len(done.get("strips") or []) == self.pairs
 
 
 def study_jobs(cfg: StudyConfig, out: Path, tracking: TrackingConfig, *, force: bool) -> list[Job]:
-    """Palindrome sweep, ablation, then the GAN (longest last, so the palindrome part reports early)."""
+    """Palindrome sweep, ablation, then the GAN runs (longest last, so the palindrome part reports early),
+    each GAN run making its interpolation strips."""
     tracking = replace(tracking, group=tracking.group or group_id(out))  # one W&B group for the whole study
     sweep = replace(tracking, tags=(*tracking.tags, "study"))
-    return [*make_jobs(cfg.sweep, out, sweep, force=force), *ablation_jobs(cfg, out, sweep, force=force),
-            gan_job(cfg.gan, out / GAN, tracking, force=force)]
-
-
-def interpolation_strips(cfg: StudyConfig, gan_run: Path) -> list[dict[str, Any]]:
-    """The study's interpolation strips for its GAN run, with the study's settings (steps, pairs, the
-    classifier confidence both ends need). A UserError when no confident pair exists: the caller reports
-    it as a result (a weak GAN), not as a failed study."""
-    if not cfg.interpolation_pairs:
-        return []
-    device = resolve_device(cfg.gan.device)
-    return make_strips(load_trained(gan_run, device), steps=cfg.interpolation_steps, method="lerp",
-                       pairs=cfg.interpolation_pairs, seed=0, min_confidence=cfg.interpolation_min_confidence,
-                       device=device)
+    gans = [StripsJob(**{f: getattr(job, f) for f in job.__dataclass_fields__}, steps=cfg.interpolation_steps,
+                      pairs=cfg.interpolation_pairs, min_confidence=cfg.interpolation_min_confidence)
+            for job in gan_jobs(cfg.gan, out / GAN, tracking, force=force)]
+    return [*make_jobs(cfg.sweep, out, sweep, force=force), *ablation_jobs(cfg, out, sweep, force=force), *gans]
 
 
 def run_name(cfg: PalindromeConfig, *, variant: bool = False, keys: Sequence[str] = ()) -> str:
@@ -121,7 +181,11 @@ def palindrome_job(cfg: PalindromeConfig, sweep_dir: Path, tracking: TrackingCon
 
 def make_jobs(sweep: SweepConfig, out: Path, tracking: TrackingConfig, *, force: bool) -> list[Job]:
     keys = list(sweep.grid_points()[0])
-    jobs = [palindrome_job(cfg, out / sweep.name, tracking, force=force, keys=keys) for cfg in expand(sweep)]
+    return unique_folders([palindrome_job(cfg, out / sweep.name, tracking, force=force, keys=keys)
+                           for cfg in expand(sweep)])
+
+
+def unique_folders(jobs: list[Job]) -> list[Job]:
     names = [job.run_dir.name for job in jobs]
     if len(set(names)) < len(names):  # e.g. grid values that differ only in characters a name cannot hold
         clash = next(name for name in names if names.count(name) > 1)

@@ -201,25 +201,16 @@ def local_workers(requested: int | None, device: str) -> int:
     return 1 if on_gpu else usable_cpus()
 
 
-def study_runner(show: Display, cfg: StudyConfig, tracking: TrackingConfig, workers: int | None) -> RunJobs:
-    """The study's palindrome runs side by side, then the GAN, then its interpolation strips."""
-    run_palindromes = side_by_side(workers, cfg.sweep.run.device)
+def study_runner(workers: int | None, device: str) -> RunJobs:
+    """The study's palindrome runs side by side, then its GAN runs one after another (each GAN job makes its
+    own interpolation strips: experiments.StripsJob)."""
+    run_palindromes = side_by_side(workers, device)
 
     def run(jobs: Sequence[Job], reporter: Reporters) -> None:
-        from lstmgan.experiments import interpolation_strips
-        from lstmgan.tracking.publish import publish
-
-        palindromes, gan = list(jobs[:-1]), list(jobs[-1:])
+        palindromes = [job for job in jobs if job.step_key == "epoch"]
+        gans = [job for job in jobs if job.step_key != "epoch"]
         run_palindromes(palindromes, reporter)
-        in_order(gan, lambda i, job: reporter(len(palindromes) + i, job))
-        try:
-            if interpolation_strips(cfg, gan[0].run_dir):
-                publish(gan[0].run_dir, tracking)
-        except UserError as e:  # a weak GAN is a result to report, not a failed study
-            why = str(e).split(";")[0]  # its fix names `interpolate`'s flags: the study's own follow
-            show.warn(f"interpolation skipped: {why}; train the GAN longer (--set gan.epochs=…) or lower "
-                      f"--set interpolation_min_confidence=…, or run `lstmgan interpolate {gan[0].run_dir} "
-                      "--min-confidence 0.5`")
+        in_order(gans, lambda i, job: reporter(len(palindromes) + i, job))
 
     return run
 

@@ -215,10 +215,10 @@ class RunDir:
 def _defaults_for(config: dict[str, Any]) -> dict[str, Any]:
     """The defaults of the run config `config` was made from (by its `kind`, or its keys for a folder
     written before `kind` was recorded), or {}."""
-    from lstmgan.config import RUN_KINDS, run_config_dict
+    from lstmgan.config import RUN_KINDS, absent_defaults
 
     for cls, kind in RUN_KINDS.items():
-        defaults = run_config_dict(cls())
+        defaults = absent_defaults(cls)  # a key the folder lacks means what such a folder ran with
         if config.get("kind") == kind or set(config) == set(defaults) - {"kind", "format"}:
             return defaults
     return {}

@@ -54,7 +54,7 @@ def test_study_help_has_only_the_flags_study_has(cli, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     r = cli("study", "--help")
     assert r.code == 0 and "--preset" in r.out and "--jobs" in r.out and "[default: study]" in r.out
-    assert "--slurm" not in r.out and "--name " not in r.out
+    assert "--slurm" in r.out and "--name " not in r.out  # the whole study goes to SLURM too (issue 17)
 
 
 def test_help_names_the_defaults_that_apply_and_no_bool_labels(cli, monkeypatch):

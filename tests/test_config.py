@@ -7,6 +7,7 @@ import yaml
 
 from lstmgan.choices import SWEEP_AXES
 from lstmgan.config import (
+    absent_defaults,
     AblationConfig,
     GanConfig,
     PalindromeConfig,
@@ -294,6 +295,17 @@ def test_a_runs_config_yaml_keeps_its_keys_and_their_order():
     default palindrome run, byte for byte (a setting added later, like forget_bias, takes its place in the
     order; folders written before it lack the key and match through its default)."""
     assert yaml.safe_dump(run_config_dict(PalindromeConfig()), sort_keys=False) == (
-        "kind: palindrome\nformat: 1\nmodel: lstm\nlength: 10\nseed: 0\nhidden: 128\nencoding: onehot\n"
+        "kind: palindrome\nformat: 1\nmodel: lstm\nlength: 10\nseed: 0\nhidden: 128\nencoding: scalar\n"
         "init: pytorch\ninit_std: 0.01\nforget_bias: 0.0\nsamples: 2048\nval_fraction: 0.2\nepochs: 100\n"
         "batch_size: 128\nlr: 0.001\nmax_grad_norm: 10.0\ndevice: auto\ndeterministic: false\n")
+
+
+def test_a_stored_config_without_a_key_reads_as_what_that_folder_ran_with():
+    """encoding became scalar by default (issue 17); a stored run without the key ran with one-hot input, and
+    a key added later (forget_bias) reads as its default, the behaviour from before it existed."""
+    stored = run_config_dict(PalindromeConfig(model="rnn"))
+    del stored["encoding"], stored["forget_bias"]
+    old = from_dict(PalindromeConfig, stored, "config.yaml")
+    assert (old.encoding, old.forget_bias) == ("onehot", 0.0) and PalindromeConfig().encoding == "scalar"
+    assert absent_defaults(PalindromeConfig)["encoding"] == "onehot"
+    assert absent_defaults(GanConfig) == run_config_dict(GanConfig())

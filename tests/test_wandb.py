@@ -78,7 +78,7 @@ def test_an_offline_run_logs_full_config_group_kind_and_namespaced_metrics(cli, 
     last = rows(run)[-1]
     assert summary["state"] == "finished"
     assert summary["config"]["hidden"] == 16 and summary["config"]["length"] == 4
-    assert summary["config"]["kind"] == "palindrome" and summary["config"]["encoding"] == "onehot"
+    assert summary["config"]["kind"] == "palindrome" and summary["config"]["encoding"] == "scalar"
     assert set(summary["tags"]) == {"rnn", "L4"}
     values = summary["summary"]
     assert values["epoch"] == last["epoch"]

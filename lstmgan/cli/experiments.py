@@ -122,37 +122,52 @@ def gan(
     download: DownloadOpt = False,
     seed: Annotated[int | None, typer.Option(help="Seed for initialisation, batches, z and evaluation (default: "
                                              "the config's, 0).", rich_help_panel=TRAINING)] = None,
+    seeds: Annotated[list[int] | None, typer.Option(help="Several seeds, a run each: --seeds 0 1 2.",
+                                                    rich_help_panel=TRAINING)] = None,
+    grid: Annotated[list[str] | None, typer.Option(help="key=v1,v2: a run per value, repeatable "
+                                                   "(--grid lr=1e-4,2e-4).", rich_help_panel=TRAINING)] = None,
     epochs: epochs_opt(200) = None,
 ) -> int:
     """Train the MLP GAN: sample grids, losses, classifier-FID; checkpoints every checkpoint_every epochs."""
-    from lstmgan.config import GanConfig
-    from lstmgan.overrides import build
+    from lstmgan.config import GanSweepConfig
+    from lstmgan.overrides import build, parse_grid
 
-    cfg = build(GanConfig, yaml_path=opts.config_file(), sets=opts.sets({}), flags={
+    cfg = build(GanSweepConfig, yaml_path=opts.config_file(), sets=opts.sets({}), flags={
         "dataset": value(dataset), "data_dir": str(data_dir) if data_dir else None, "download": download or None,
-        "seed": seed, "epochs": epochs, "device": value(opts.device)})
-    from lstmgan.experiments import gan_job
+        "seed": seed, "seeds": seeds, "grid": parse_grid(grid) or None, "epochs": epochs,
+        "device": value(opts.device)})
+    from lstmgan.experiments import gan_jobs
 
-    job = gan_job(cfg, opts.out / opts.folder("gan"), opts.tracking(), force=opts.force)
-    return execute(display, opts.flow(slurm), [job], job.config, folder=job.run_dir.parent, run=in_order,
-                   done=lambda: display.say(gan_line(job)),
-                   checks=[lambda: check_gan_inputs(job.config, given_classifier=bool(cfg.classifier))])
+    jobs = gan_jobs(cfg, opts.out / opts.folder("gan"), opts.tracking(), force=opts.force)
+    # one run: its own config, as `lstmgan gan` always printed; several: the seeds and grid too
+    resolved = jobs[0].config if len(jobs) == 1 else cfg
+
+    def done() -> None:
+        for job in jobs:
+            display.say(gan_line(job))
+
+    return execute(display, opts.flow(slurm), jobs, resolved, folder=jobs[0].run_dir.parent, run=in_order,
+                   done=done, checks=[lambda: check_gan_inputs(jobs[0].config,
+                                                               given_classifier=bool(cfg.run.classifier))])
 
 
 @app.command(rich_help_panel=PANEL)
+@with_options(SlurmOptions, "slurm")
 @with_options(Options, "opts", omit=("name",), defaults={"config": "study", "out": Path("runs/study")},
               helps={"config": "The study file: a packaged name (`lstmgan configs`) or a YAML file.",
                      "out": "The study folder.",
-                     "dry_run": "List the runs that would train, resume or be skipped; run and write nothing."})
+                     "dry_run": "List the runs that would train, resume or be skipped (with --slurm: the tasks "
+                     "and the sbatch script); run and write nothing."})
 def study(
-    opts: Options,
+    opts: Options, slurm: SlurmOptions,
     preset: Annotated[str | None, typer.Option(help="A preset of the study file, e.g. quick or full.",
                                                rich_help_panel=TRAINING)] = None,
     dataset: DatasetOpt = None,
     data_dir: DataDirOpt = None,
     download: DownloadOpt = False,
 ) -> int:
-    """Run everything the report needs: the sweep, the ablation, one GAN run and its interpolation."""
+    """Run everything the report needs: the sweep, the ablation, the GAN runs and their interpolation strips
+    (with --slurm: as one job array; then `lstmgan report` the folder)."""
     from lstmgan.experiments import load_study, study_jobs
     from lstmgan.overrides import parse_sets
 
@@ -162,8 +177,8 @@ def study(
     given = {k: v for k, v in flags.items() if v is not None}
     cfg = load_study(opts.config_file() or Path(), preset, {**given, **parse_sets(opts.sets(STUDY_OWNS, "study"))})
     jobs = study_jobs(cfg, opts.out, opts.tracking(), force=opts.force)
-    run = study_runner(display, cfg, opts.tracking(), opts.jobs)
-    return execute(display, opts.flow(), jobs, cfg, folder=opts.out, run=run, checks=[
+    run = study_runner(opts.jobs, cfg.sweep.run.device)
+    return execute(display, opts.flow(slurm), jobs, cfg, folder=opts.out, run=run, checks=[
         lambda: check_gan_inputs(jobs[-1].config)], done=lambda: study_summary(display, cfg, opts.out, opts.tracking()))
 
 

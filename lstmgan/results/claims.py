@@ -3,42 +3,14 @@
 The original (palindromes, vanilla RNN vs LSTM; a GAN on MNIST) states its findings in words; `CLAIMS` holds
 them, one per statement, with the number each statement carries. `verdicts` turns measurements — per model
 and length, each seed's final validation accuracy and first epoch at ≥ 99 %, and the epochs trained — into
-one row per claim: what the original says, what was measured, and a verdict computed by the rule below,
-never written by hand. `rank_factors` says which ablation factor moves the long lengths most.
+one row per claim: what the original says, what was measured, and a verdict computed by a stated numeric
+rule, never written by hand. `rank_factors` says which ablation factor moves the long lengths most.
 
 Pure Python (no torch, no matplotlib): the report, the tests and a notebook import it at no cost.
 
-The rule (the constants below name every number in it). A seed "reaches 99 %" when its validation accuracy
-was ≥ 99 % at some evaluation (epoch_to_99 is set); "mean" is the mean final validation accuracy over seeds;
-"median epoch" is the median over seeds of the epoch to 99 %, a seed that never reached counting as later
-than any epoch (so more than half never reaching gives "never").
-
-- reaches ("100 %", "perfect accuracy"): holds when ≥ REACH_SHARE of the seeds reach 99 %; partly when the
-  mean is ≥ NEARLY or at least one seed reaches 99 %; else does not hold.
-- converges_by E ("converges at about epoch E, 100 %"): holds when ≥ REACH_SHARE of the seeds reach 99 % and
-  the median epoch is ≤ EPOCH_SLACK × E (earlier counts: the claim is that it gets there by about then);
-  partly when it converges later, or the mean is ≥ NEARLY, or some seed reaches 99 %; else does not hold.
-- not_converged ("still rising at epoch 100, nearly 100 %, not converged"): only epochs ≤ the claim's horizon
-  count. Holds when fewer than half the seeds reach 99 % and the mean is ≥ NEARLY; partly when fewer than half
-  reach 99 % but the mean is lower, or when most converge but late (median epoch ≥ LATE × horizon); does not
-  hold when most seeds converge before that.
-- about p ("about 12 %"): holds when |mean − p| ≤ ABOUT_BAND; partly when ≤ ABOUT_PARTLY_BAND; else not.
-- very_bad ("performs very badly"): holds when the mean is ≤ VERY_BAD (near chance, 10 %); partly when the
-  mean is below NEARLY (it does not solve the task); does not hold when it does (mean ≥ NEARLY).
-- faster ("converges faster than the RNN"): the median epochs of this model (a) and the other one (b) at the
-  same length. Does not hold when a is "never"; holds when b is "never" or a ≤ (1 − FASTER_MARGIN) b; partly
-  (a tie) when a ≤ (1 + FASTER_MARGIN) b; else does not hold.
-- gan_digits ("samples look like hand-written digits"): three signs, all from the classifier — the mean
-  classifier-FID is ≤ FID_RATIO × the mean real-vs-real floor; every seed's samples cover every class (each
-  class ≥ COVERAGE × its uniform share); the mean max-probability is ≥ CONFIDENT. Holds with all three, partly
-  with two, else does not hold.
-- gan_strip ("the 7 interpolation steps … are all good-quality digits"): the inner frames of every strip
-  whose ends the classifier reads as different classes; a frame is a good digit when read with confidence
-  ≥ CONFIDENT. Holds when all are, partly when ≥ STRIP_PARTLY of them are, else does not hold.
-
-Any claim without measurements is "not measured". A claim whose runs trained fewer epochs than the original
-judged it at (its `horizon`: 100 palindrome epochs, 200 GAN epochs) gets its verdict prefixed "quick: ": too
-few epochs to judge a statement about convergence, whichever way it came out.
+The rule is stated in words, with these constants' values, by `report.rule_text()` (the report prints it
+above its table); the verdict functions below apply it. Any claim without measurements is "not measured"; a
+claim whose runs trained fewer epochs than the original judged it at (its `horizon`) is marked "quick: ".
 """
 
 from __future__ import annotations
@@ -328,6 +300,8 @@ class FactorEffect:
         return min(self.means, key=lambda v: self.means[v])
 
     def text(self) -> str:
+        if self.effect == 0:
+            return f"{self.factor} does not move it ({pct(self.means[self.best])} with each value)"
         return (f"{self.factor} moves it by {100 * self.effect:.1f} points (best {self.best}: "
                 f"{pct(self.means[self.best])}, worst {self.worst}: {pct(self.means[self.worst])})")
 

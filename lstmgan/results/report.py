@@ -1,19 +1,18 @@
 """The study report, rebuilt from run directories alone (it never trains): report.md, report.html, figures/.
 
+It opens with the original's claims, tested (lstmgan.results.claims: the verdicts, the ablation's ranking
+of factors, the memory horizon, the GAN's claims), then the sweep, the ablation and the GAN in detail.
 Every number and sentence comes from result.json / metrics.jsonl files on disk. Parts whose runs are
-missing or unfinished say so instead of being left out silently. The report is a list of blocks
-rendered twice: as Markdown, and as one self-contained HTML file (figures embedded). Nothing here calls
-W&B: the pipeline publishes the report's named tables and figures (lstmgan.tracking.publish).
+missing or unfinished say so instead of being left out silently. The report is a list of blocks rendered
+twice (lstmgan.results.document): as Markdown, and as one self-contained HTML file. Nothing here calls W&B:
+the pipeline publishes the report's named tables and figures (lstmgan.tracking.publish).
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,9 @@ import yaml
 
 from lstmgan.errors import UserError
 from lstmgan.experiments import ABLATION, GAN
-from lstmgan.fs import read_regular, read_text, rows_with, write_text_atomic
-from lstmgan.results.markdown import markdown_table
+from lstmgan.fs import read_text, rows_with, write_text_atomic
+from lstmgan.results import claims as c
+from lstmgan.results.document import Report
 from lstmgan.results.summary import Row, RunRecord, cell, load_runs, mean_std_text, series, summarise
 from lstmgan.rundir import RunDir
 
@@ -31,94 +31,89 @@ CHANCE = 0.1  # ten digits
 GAN_EVAL_NUMBERS = ("epoch", "fid", "fid_floor", "mean_max_prob")
 
 
-# --- blocks ----------------------------------------------------------------------------------------
+# --- the original's claims, tested -----------------------------------------------------------------
 
 
-@dataclass
-class Report:
-    folder: Path
-    blocks: list[tuple[str, Any]] = field(default_factory=list)
-    figures: list[Path] = field(default_factory=list)
+def rule_text() -> list[str]:
+    """The verdict rule of claims.verdicts in words, one line per claim kind, with the constants' values."""
+    reach, nearly = c.pct(c.REACH_SHARE), c.pct(c.NEARLY)
+    return [
+        f"A seed reaches 99 % when its validation accuracy was ≥ {c.pct(c.TARGET)} at some epoch; mean = the mean "
+        "final validation accuracy over seeds; median epoch = the median epoch to 99 % (never, when more than "
+        "half the seeds never got there).",
+        f"100 % / perfect accuracy: holds when ≥ {reach} of the seeds reach 99 %; partly when the mean is ≥ "
+        f"{nearly} or some seed reaches 99 %; else does not hold.",
+        f"Converges at about epoch E, 100 %: holds when ≥ {reach} of the seeds reach 99 % and the median epoch is "
+        f"≤ {c.EPOCH_SLACK:g} E; partly when it converges later, the mean is ≥ {nearly} or some seed reaches "
+        "99 %; else does not hold.",
+        f"Still rising at epoch 100, nearly 100 %: holds when fewer than half the seeds reach 99 % by epoch 100 "
+        f"and the mean is ≥ {nearly}; partly when the mean is lower, or when most converge late (median epoch "
+        f"≥ {c.LATE * c.ORIGINAL_EPOCHS:g}); does not hold when most converge earlier.",
+        f"About p: holds within {100 * c.ABOUT_BAND:g} points of p, partly within {100 * c.ABOUT_PARTLY_BAND:g}.",
+        f"Performs very badly: holds when the mean is ≤ {c.pct(c.VERY_BAD)} (chance {c.pct(c.CHANCE)}); partly "
+        f"below {nearly}; does not hold when it solves the task.",
+        f"Converges faster: the median epochs to 99 % of both models; within ±{c.pct(c.FASTER_MARGIN)} is a tie "
+        "(partly); never reaching 99 % does not hold.",
+        f"GAN samples look like digits: three signs from the classifier — classifier-FID ≤ {c.FID_RATIO:g} × the "
+        f"real-vs-real floor (means over seeds), every seed covers every class (≥ {c.pct(c.COVERAGE)} of its "
+        f"uniform share), mean max-probability ≥ {c.CONFIDENT}; holds with three, partly with two.",
+        f"Interpolation steps are good digits: the inner frames of strips between two different classes, read "
+        f"with confidence ≥ {c.CONFIDENT}; holds when all are, partly when ≥ {c.pct(c.STRIP_PARTLY)} are.",
+        f"A verdict marked \"quick:\" comes from runs shorter than the original's {c.ORIGINAL_EPOCHS} (GAN: "
+        f"{c.GAN_EPOCHS}) epochs: too few to judge a claim about convergence, whichever way it came out."]
 
-    def h(self, level: int, text: str) -> None:
-        self.blocks.append(("h", (level, text)))
 
-    def p(self, text: str) -> None:
-        self.blocks.append(("p", text))
+def part_claims(report: Report, sweep: list[RunRecord], ablation: list[RunRecord], gan_runs: list[Path],
+                figures: Path) -> None:
+    """The claims table (verdicts from the rule), which ablation factor moves the long lengths, the memory
+    horizon and the GAN's claims over its seeds."""
+    from lstmgan.results.horizon import horizon_figure
 
-    def table(self, header: list[str], rows: list[list[str]]) -> None:
-        self.blocks.append(("table", (header, rows)))
+    report.h(2, "The original's claims, tested")
+    gan = c.gan_measured([r for p in gan_runs if (r := RunDir(p).result())], strip_files(gan_runs))
+    rows = c.verdicts(c.measurements(sweep), gan)
+    report.p(f"One row per claim of the original study; the palindrome rows from the sweep ({len(sweep)} runs), "
+             f"the GAN rows from {len(gan_runs)} GAN run(s). The verdicts follow this rule:")
+    report.p("\n".join(f"- {line}" for line in rule_text()))
+    if any(row.quick for row in rows):
+        report.p("Some verdicts are marked quick: their runs trained fewer epochs than the original's.")
+    report.table(c.HEADERS, [row.cells() for row in rows])
+    report.h(3, "What moves the long lengths: the ablation")
+    ranked = c.rank_factors(c.ablation_runs(ablation))
+    if not ranked:
+        report.p(f"No finished ablation runs at lengths {', '.join(map(str, c.LONG_LENGTHS))} with a factor "
+                 "that took more than one value.")
+    for model, effects in ranked.items():
+        lengths = ", ".join(map(str, sorted({n for e in effects for n in e.lengths})))
+        report.p(f"{model.upper()} at L = {lengths}: " + "; ".join(e.text() for e in effects) + ". Largest first: "
+                 "each factor's spread of the mean final validation accuracy over its values, the other factors "
+                 "and the seeds averaged over.")
+    report.h(3, "The memory horizon")
+    path = horizon_figure(sweep, figures / "horizon.png")
+    if path is None:
+        report.p("No run recorded the gradient norms at the first step (runs trained before they were measured).")
+    else:
+        report.image(path, "How much of the loss's gradient reaches the first step (∂ℓ/∂h₁, ∂ℓ/∂x₁, and h₁'s "
+                     "share of the gradient at the last step), per model and length: the vanishing gradient the "
+                     "original blames")
+    if gan is not None:
+        report.h(3, "The GAN over its seeds")
+        report.table(["seeds", "classifier-FID", "real-vs-real floor", "mean max-prob", "epochs"],
+                     [[str(len(gan.fid)), c.mean_std_text(gan.fid, "{:.2f}"), c.mean_std_text(gan.fid_floor, "{:.2f}"),
+                       c.mean_std_text(gan.mean_max_prob, "{:.3f}"), str(gan.epochs)]])
 
-    def image(self, path: Path, caption: str) -> None:
-        self.blocks.append(("img", (path, caption)))
-        self.figures.append(path)
 
-    def code(self, text: str) -> None:
-        self.blocks.append(("code", text))
-
-    @property
-    def md_path(self) -> Path:
-        return self.folder / "report.md"
-
-    @property
-    def html_path(self) -> Path:
-        return self.folder / "report.html"
-
-    def named_tables(self) -> dict[str, tuple[list[str], list[list[str]]]]:
-        """Every table, named by the heading above it in lower-case words joined by `-` (the W&B report
-        run's `tables/<name>`); a second table under one heading gets its position appended."""
-        tables: dict[str, tuple[list[str], list[list[str]]]] = {}
-        heading = "report"
-        for kind, value in self.blocks:
-            if kind == "h":
-                heading = value[1]
-            elif kind == "table":
-                name = "".join(c if c.isalnum() else "-" for c in heading.lower()).strip("-")
-                while "--" in name:
-                    name = name.replace("--", "-")
-                tables[name if name not in tables else f"{name}-{len(tables)}"] = value
-        return tables
-
-    def markdown(self) -> str:
-        out = []
-        for kind, value in self.blocks:
-            if kind == "h":
-                out.append("#" * value[0] + " " + value[1])
-            elif kind == "p":
-                out.append(value)
-            elif kind == "table":
-                out.append(markdown_table(*value))
-            elif kind == "img":
-                out.append(f"![{value[1]}]({value[0].relative_to(self.folder)})\n\n*{value[1]}*")
-            elif kind == "code":
-                out.append(f"```\n{value}\n```")
-            out.append("")
-        return "\n".join(out)
-
-    def html(self, title: str) -> str:
-        body = []
-        for kind, value in self.blocks:
-            if kind == "h":
-                body.append(f"<h{value[0]}>{html.escape(value[1])}</h{value[0]}>")
-            elif kind == "p":
-                body.append(f"<p>{html.escape(value)}</p>")
-            elif kind == "table":
-                header, rows = value
-                head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
-                cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>")
-            elif kind == "img":
-                data = base64.b64encode(read_regular(value[0], "image")).decode()
-                body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(value[1])}">'
-                            f"<figcaption>{html.escape(value[1])}</figcaption></figure>")
-            elif kind == "code":
-                body.append(f"<pre>{html.escape(value)}</pre>")
-        style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-                 "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
-                 "text-align:left}th{background:#f4f4f4}img{max-width:100%}figcaption{color:#555;font-size:90%}"
-                 "pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:85%}")
-        return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+def strip_files(gan_runs: list[Path]) -> list[dict[str, Any]]:
+    """The interpolation/<method>.json files of the GAN runs (unreadable ones left out)."""
+    files = []
+    for path in (f for run in gan_runs for f in sorted((run / "interpolation").glob("*.json"))):
+        try:
+            data = json.loads(read_text(path, "result"))
+        except (OSError, ValueError, UserError):  # torn, or not a regular file (NotRegular): left out
+            continue
+        if isinstance(data, dict):
+            files.append(data)
+    return files
 
 
 # --- part 1: the sweep -----------------------------------------------------------------------------
@@ -175,25 +170,28 @@ def part_sweep(report: Report, records: list[RunRecord], figures: Path) -> None:
 def part_ablation(report: Report, records: list[RunRecord], figures: Path) -> None:
     from lstmgan.results.plots import heatmap
 
-    report.h(2, "Ablation — initialisation × input encoding")
+    report.h(2, "Ablation — input encoding × initialisation × forget-gate bias")
     if not records:
         report.p("No ablation runs found (expected under ablation/).")
         return
-    cells: dict[tuple[str, str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    expected: dict[tuple[str, str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    cells: dict[tuple[Any, ...], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    expected: dict[tuple[Any, ...], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    biases = len({rec.config.forget_bias for rec in records if rec.config.model == "lstm"}) > 1
     for rec in records:
-        key = (rec.config.model, rec.config.init, rec.config.encoding)
+        key = (rec.config.model, rec.config.init, rec.config.encoding, rec.config.forget_bias)
         expected[key][rec.config.length] += 1
         if rec.result is not None:
             cells[key][rec.config.length].append(rec.result["final_val_acc"])
     lengths = sorted({rec.config.length for rec in records})
-    keys = sorted(expected, key=lambda k: (k[0] != "rnn", k[1], k[2]))
-    label = {k: f"{k[0].upper()} · {k[1]} init · {k[2]}" for k in keys}
+    keys = sorted(expected, key=lambda k: (k[0] != "rnn", *k[1:]))
+    label = {k: f"{k[0].upper()} · {k[1]} init · {k[2]}" + (f" · forget bias {k[3]:g}" if biases and k[0] == "lstm"
+                                                            else "") for k in keys}
     init_std = sorted({rec.config.init_std for rec in records if rec.config.init == "normal"})
     report.p("Mean final validation accuracy over seeds for each set-up. Initialisations: pytorch = "
              "U(±1/√H) for every parameter; normal = N(0, σ²) weights with σ = "
              f"{', '.join(map(str, init_std)) or '–'} and zero biases. Encodings: onehot = 10 inputs, "
-             "scalar = the digit as one input.")
+             "scalar = the digit as one input (the original's). Forget-gate bias: the LSTM's only (0 = the "
+             "original's).")
     rows = []
     for k in keys:
         rows.append([label[k], *[f"{mean_std_text(cells[k][n], pct=True)} ({len(cells[k][n])}/{expected[k][n]})"
@@ -219,6 +217,13 @@ def part_gan(report: Report, gan_root: Path, figures: Path) -> None:
     if not runs:
         report.p("No GAN run found (expected under gan/).")
         return
+    if len(runs) > 1:
+        finals = [(p.name, RunDir(p).result() or {}) for p in runs]
+        report.p(f"{len(runs)} GAN runs; their final numbers (mean ± std: \"The GAN over its seeds\" above). "
+                 f"The figures below are of {runs[0].name}.")
+        report.table(["run", "epochs", "classifier-FID", "real-vs-real floor", "mean max-prob"],
+                     [[name, *(f"{r[k]:g}" if isinstance(r.get(k), (int, float)) else "–"
+                               for k in ("epochs", "fid", "fid_floor", "mean_max_prob"))] for name, r in finals])
     run = RunDir(runs[0])
     result = run.result()
     metrics = run.metrics()
@@ -258,8 +263,9 @@ def part_gan(report: Report, gan_root: Path, figures: Path) -> None:
 def strip_rule(png: Path) -> str:
     """The confidence both ends of a strip needed, from the JSON written beside it ('' when unreadable)."""
     try:
-        value = json.loads(read_text(png.with_name(png.stem.rsplit("-", 1)[0] + ".json"), "result"))["min_confidence"]
-    except (OSError, ValueError, KeyError, TypeError):
+        strip_json = png.with_name(png.stem.rsplit("-", 1)[0] + ".json")
+        value = json.loads(read_text(strip_json, "result"))["min_confidence"]
+    except (OSError, ValueError, KeyError, TypeError, UserError):
         return ""
     return f"; both ends read as their class with confidence ≥ {value}" if isinstance(value, (int, float)) else ""
 
@@ -267,11 +273,14 @@ def strip_rule(png: Path) -> str:
 # --- header and entry point ------------------------------------------------------------------------
 
 
-def header(report: Report, all_runs: list[Path]) -> None:
+def header(report: Report, all_runs: list[Path], skipped: list[tuple[Path, str]]) -> None:
     envs = [r["env"] for r in (RunDir(p).result() for p in all_runs) if r and isinstance(r.get("env"), dict)]
-    report.h(1, f"Study report — {report.folder.name}")
+    report.h(2, "Where the numbers come from")
     report.p(f"Rebuilt from {len(all_runs)} run folders under {report.folder}; "
              f"{len(envs)} finished runs recorded their environment.")
+    if skipped:
+        report.p(f"Skipped {len(skipped)} damaged run(s): " + "; ".join(
+            f"{path.relative_to(report.folder)} ({why})" for path, why in skipped) + ".")
     if envs:
         keys = ["lstmgan", "git_revision", "python", "torch", "cuda", "device", "gpu", "cpu", "cpu_count", "host"]
         report.table(["", "values seen in the runs"],
@@ -310,10 +319,9 @@ def build_report(folder: Path) -> Report:
     ablation_records = load_runs(folder / ABLATION, skipped)
     report = Report(folder)
     gan_runs = sorted(p.parent for p in (folder / GAN).glob("*/config.yaml"))
-    header(report, [r.path for r in sweep_records + ablation_records] + gan_runs)
-    if skipped:
-        report.p(f"Skipped {len(skipped)} damaged run(s): " + "; ".join(
-            f"{path.relative_to(folder)} ({why})" for path, why in skipped) + ".")
+    report.h(1, f"Study report — {folder.name}")
+    part_claims(report, sweep_records, ablation_records, gan_runs, figures)
+    header(report, [r.path for r in sweep_records + ablation_records] + gan_runs, skipped)
     part_sweep(report, sweep_records, figures)
     part_ablation(report, ablation_records, figures)
     part_gan(report, folder / GAN, figures)

@@ -53,6 +53,7 @@ METRIC_NAMES = {
     "d_loss": "gan/d_loss", "g_loss": "gan/g_loss", "d_real": "gan/d_real", "d_fake": "gan/d_fake",
     "images_per_s": "perf/images_per_s", "fid": "quality/classifier_fid", "fid_floor": "quality/fid_floor",
     "mean_max_prob": "quality/mean_max_prob", "class_histogram": "quality/class_histogram",
+    "grad_x1": "horizon/grad_x1", "grad_h1": "horizon/grad_h1", "grad_hT": "horizon/grad_hT",
 }
 # Summaries keep the final value and the best one (W&B shows them as e.g. val/acc.last, val/acc.max).
 BEST = {"val/acc": "max", "train/acc": "max", "val/loss": "min", "train/loss": "min",

@@ -42,10 +42,10 @@ def test_a_folder_written_before_a_config_key_existed_still_resumes(cli, tmp_pat
     assert cli(*ARGS, "--epochs", "2", "--out", tmp_path).code == 0
     run = tmp_path / "palindrome-runs" / "rnn-L4-s0"
     stored = yaml.safe_load((run / "config.yaml").read_text())
-    assert stored.pop("encoding") == "onehot"  # a key at its default, as an older lstmgan wrote no such key
+    assert stored.pop("forget_bias") == 0.0  # folders written before the forget-gate bias existed lack the key
     (run / "config.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
     again = cli(*ARGS, "--epochs", "3", "--out", tmp_path)
     assert again.code == 0, again.err
     assert json.loads((run / "result.json").read_text())["epochs"] == 3
-    other = cli(*ARGS, "--epochs", "3", "--set", "encoding=scalar", "--out", tmp_path)  # not the default: another run
+    other = cli(*ARGS, "--epochs", "3", "--set", "forget_bias=1", "--out", tmp_path)  # not the default: another run
     assert other.code == 2 and "another config" in other.err, other.err
