@@ -221,7 +221,7 @@ def test_dry_run_lists_runs_targets_and_order_and_writes_nothing(cli, tmp_path):
     ident = json.loads((tmp_path / "s" / "rnn-L4-s0" / "wandb-run.json").read_text())
     assert f"/lstmgan/{ident['id']} (group {ident['group']}, job_type palindrome" in heads[1]
     assert "  2 metric rows, epoch 1–2" in lines
-    assert lines[-1].startswith("dry run: 2 of 2 run(s) would be uploaded")
+    assert lines[-1].startswith("dry run: 2 of 2 runs would be uploaded")
     assert wandb_sync.sync(tmp_path / "s" / "rnn-L4-s0", dry_run=True)[0] == heads[1]  # one run folder alone
 
 

@@ -25,6 +25,7 @@ from lstmgan.results import claims as c
 from lstmgan.results.document import Report
 from lstmgan.results.summary import Row, RunRecord, cell, load_runs, mean_std_text, series, summarise
 from lstmgan.rundir import RunDir
+from lstmgan.words import plural
 
 CHANCE = 0.1  # ten digits
 # What a GAN evaluation row must hold as numbers for the report to use it.
@@ -73,7 +74,7 @@ def part_claims(report: Report, sweep: list[RunRecord], ablation: list[RunRecord
     gan = c.gan_measured([r for p in gan_runs if (r := RunDir(p).result())], strip_files(gan_runs))
     rows = c.verdicts(c.measurements(sweep), gan)
     report.p(f"One row per claim of the original study; the palindrome rows from the sweep ({len(sweep)} runs), "
-             f"the GAN rows from {len(gan_runs)} GAN run(s). The verdicts follow this rule:")
+             f"the GAN rows from {plural(len(gan_runs), 'GAN run')}. The verdicts follow this rule:")
     report.p("\n".join(f"- {line}" for line in rule_text()))
     if any(row.quick for row in rows):
         report.p("Some verdicts are marked quick: their runs trained fewer epochs than the original's.")
@@ -279,7 +280,7 @@ def header(report: Report, all_runs: list[Path], skipped: list[tuple[Path, str]]
     report.p(f"Rebuilt from {len(all_runs)} run folders under {report.folder}; "
              f"{len(envs)} finished runs recorded their environment.")
     if skipped:
-        report.p(f"Skipped {len(skipped)} damaged run(s): " + "; ".join(
+        report.p(f"Skipped {plural(len(skipped), 'damaged run')}: " + "; ".join(
             f"{path.relative_to(report.folder)} ({why})" for path, why in skipped) + ".")
     if envs:
         keys = ["lstmgan", "git_revision", "python", "torch", "cuda", "device", "gpu", "cpu", "cpu_count", "host"]
@@ -299,7 +300,7 @@ def config_section(report: Report, groups: dict[str, list[Path]]) -> None:
         fixed = {k: configs[0].get(k) for k in keys if len(varying[k]) == 1}
         report.p(f"{name}: {len(runs)} runs. Settings shared by all of them:")
         report.code(yaml.safe_dump(fixed, sort_keys=True).strip())
-        swept = {k: [json.loads(v) for v in vs] for k, vs in varying.items() if len(vs) > 1}
+        swept = {k: sorted((json.loads(v) for v in vs), key=_number_first) for k, vs in varying.items() if len(vs) > 1}
         if swept:
             report.p("Varied across runs: " + "; ".join(f"{k} ∈ {v}" for k, v in swept.items()) + ".")
 
@@ -330,3 +331,9 @@ def build_report(folder: Path) -> Report:
     write_text_atomic(report.md_path, report.markdown())
     write_text_atomic(report.html_path, report.html(f"lstmgan study report — {folder.name}"))
     return report
+
+
+def _number_first(value: Any) -> tuple[int, Any]:
+    """Sort key: numbers as numbers (5 before 10), then everything else as text."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return (0, value) if number else (1, str(value))

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lstmgan.config import TrackingConfig, run_kind
+from lstmgan.words import plural
 from lstmgan.errors import UserError, first_line
 from lstmgan.fs import read_text
 from lstmgan.rundir import RunDir
@@ -327,7 +328,8 @@ def sync(folder: Path, dry_run: bool) -> list[str]:
     if dry_run:
         for p in plans:
             lines += p.describe()
-        lines.append(f"dry run: {len(todo)} of {len(plans)} run(s) would be uploaded, in this order; nothing sent")
+        lines.append(f"dry run: {len(todo)} of {plural(len(plans), 'run')} would be uploaded, in this order; "
+                     "nothing sent")
         return lines
     if todo and not has_credentials():
         raise UserError("no W&B credentials here: log in with `wandb login` or set WANDB_API_KEY, then rerun "
@@ -346,5 +348,5 @@ def sync(folder: Path, dry_run: bool) -> list[str]:
         commit(p)
         shutil.rmtree(p.run / REPLAY_DIR, ignore_errors=True)  # uploaded: the folder and the record remain
         lines += p.describe()
-    lines.append(f"uploaded {len(todo)} of {len(plans)} run(s); the others were up to date")
+    lines.append(f"uploaded {len(todo)} of {plural(len(plans), 'run')}; the others were up to date")
     return lines
