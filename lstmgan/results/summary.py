@@ -135,7 +135,8 @@ def find_sweeps(folder: Path, depth: int = 3) -> list[Path]:
     def visit(path: Path, level: int) -> None:
         if (path / "config.yaml").is_file():
             return  # a run folder: its parent holds it
-        if run_folders(path) or (path / "slurm.json").is_file():
+        # slurm.json of any kind: a FIFO there is named by its reader, not passed over
+        if run_folders(path) or (path / "slurm.json").exists():
             found.append(path)
         if level < depth:
             try:

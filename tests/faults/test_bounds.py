@@ -82,7 +82,7 @@ def test_aliases_of_a_reasonable_size_still_work(cli, tmp_path):
 @pytest.mark.timeout(120)
 def test_an_alias_bomb_planted_in_a_runs_config_is_refused_and_the_run_stays_as_it_was(cli, tmp_path):
     assert cli(*ARGS, "--epochs", "1", "--out", tmp_path / "out").code == 0
-    run = tmp_path / "out" / "palindrome" / "rnn-L4-s0"
+    run = tmp_path / "out" / "palindrome-runs" / "rnn-L4-s0"
     (run / "config.yaml").write_text(f"model: rnn\nlength: {BOMB}\n")
     before = snapshot(tmp_path)
     one_line_refusal(cli(*ARGS, "--epochs", "2", "--out", tmp_path / "out"), str(run / "config.yaml"))
@@ -221,7 +221,7 @@ def test_a_task_log_that_is_a_fifo_or_dev_zero_is_named_and_status_goes_on(cli, 
 @pytest.mark.timeout(120)
 def test_collect_whose_reader_went_away_ends_quietly_with_141(cli, tmp_path):
     assert cli(*ARGS, "--epochs", "1", "--out", tmp_path).code == 0
-    p = lstmgan("collect", tmp_path / "palindrome")
+    p = lstmgan("collect", tmp_path / "palindrome-runs")
     p.stdout.close()  # `| head -1` that has read its line: the reader is gone before lstmgan writes
     assert p.wait(timeout=60) == 141
     assert p.stderr.read() == ""
