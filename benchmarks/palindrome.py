@@ -11,9 +11,9 @@ median of several rounds is reported, so the ratio is fair on a shared, noisy ma
 from __future__ import annotations
 
 import argparse
-import statistics
 import contextlib
 import io
+import statistics
 import tempfile
 import time
 

@@ -1,14 +1,10 @@
-"""Configs: typed settings with the seed study's defaults, YAML files, `--set key=value` overrides.
+"""Configs: the typed settings with the seed study's defaults, and their stored form (config.yaml).
 
-Each config is a frozen pydantic dataclass: a setting's type says what it accepts (bounds, choices, finite
-numbers, no unknown keys), and rules across settings live in `validate`, which runs on every construction,
-so no config object holds a value that breaks a rule. `_refusal` turns pydantic's report into the one-line
-`UserError` the CLI prints. They stay dataclasses so that `dataclasses.replace` (validated) and `fields` work.
-
-Precedence is defaults < YAML < CLI flags < `--set`; every layer goes through `apply`. Keys are flat
-(`epochs: 30`), as users type them; a config that wraps a per-run config (a sweep wraps a
-`PalindromeConfig`) resolves a key on itself first, then on the wrapped one (`--set epochs=30` and
-`--set run.epochs=30` are the same).
+Each config is a frozen pydantic dataclass made of the types in `fields` (bounds, choices, finite numbers, no
+unknown keys); rules across settings live in `validate`, which runs on every construction. Every layer of
+settings (defaults < YAML < CLI flags < `--set`, read by `overrides`) goes through `apply`. Keys are flat
+(`epochs: 30`): a config that wraps a per-run config resolves a key on itself first, then on the wrapped one
+(`--set epochs=30` and `--set run.epochs=30` are the same).
 """
 
 from __future__ import annotations
@@ -16,13 +12,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import typing
 from dataclasses import field
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
-from pydantic.dataclasses import dataclass
+from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
 from lstmgan.choices import (
@@ -44,9 +38,10 @@ from lstmgan.choices import (
     MODELS,
     SWEEP_AXES,
     WANDB_MODES,
+    max_runs,
 )
 from lstmgan.errors import UserError
-from lstmgan.choices import max_runs
+from lstmgan.fields import Choice, Float, Grid, Int, Items, Rules, Str, Tags, refusal, settings
 
 C = TypeVar("C")
 
@@ -60,44 +55,11 @@ FORMAT = 1
 # pydantic runs strict (an integer setting refuses 3.0, "3" and true): these converters are the only leniency.
 
 
-def _as_str(v: Any) -> Any:
-    if isinstance(v, bool):  # YAML 1.1 reads a bare off/on as false/true: `cuda_graphs: off`
-        return "on" if v else "off"
-    return str(v) if isinstance(v, (int, float)) else v  # `--set name=2024` is a name, not a number
-
-
-def _as_float(v: Any) -> Any:
-    try:  # YAML 1.1 reads 1e-3 (no dot) as a string
-        return float(v) if isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)) else v
-    except ValueError:
-        return v
-
-
-_as_list = lambda v: [v] if isinstance(v, (int, float, str)) and not isinstance(v, bool) else v  # seeds=3: [3]
-Int = lambda low, high=None: Annotated[int, Field(ge=low, le=high)]
-Float = lambda **bounds: Annotated[float, BeforeValidator(_as_float), Field(**bounds)]  # finite: see SETTINGS
-Choice = lambda choices: Annotated[Literal[choices], BeforeValidator(_as_str)]
-Items = lambda item: Annotated[list[item], BeforeValidator(_as_list)]
-Str = Annotated[str, BeforeValidator(_as_str)]
-Tags = Annotated[tuple[Str, ...], BeforeValidator(lambda v: tuple(w) if isinstance(w := _as_list(v), list) else w)]
-Grid = Annotated[dict[str, list[Any]], BeforeValidator(  # `grid: {hidden: 64}` is one value
-    lambda v: {k: x if isinstance(x, list) else [x] for k, x in v.items()} if isinstance(v, dict) else v)]
 Seed, Length, Positive = Int(0, MAX_SEED), Int(1, MAX_LENGTH), Float(gt=0)
-
-SETTINGS = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, defer_build=True)
-settings = dataclass(frozen=True, config=SETTINGS)
-
-
-class _Rules:
-    def __post_init__(self) -> None:  # after pydantic checked each setting
-        self.validate()
-
-    def validate(self) -> None:
-        """The rules across settings (none here)."""
 
 
 @settings
-class PalindromeConfig(_Rules):
+class PalindromeConfig(Rules):
     """One palindrome run. Defaults are the seed study's settings."""
 
     model: Choice(MODELS) = "lstm"
@@ -126,7 +88,7 @@ class PalindromeConfig(_Rules):
 _EXAMPLE = {"lengths": "5 10", "models": "rnn lstm", "seeds": "0 1 2"}
 
 @settings
-class SweepConfig(_Rules):
+class SweepConfig(Rules):
     """A palindrome sweep: one run per model × length × seed × grid point, sharing `run`'s other settings.
 
     `grid` maps other per-run settings to the values to try (`{hidden: [64, 128], lr: [0.001, 0.003]}`);
@@ -178,7 +140,7 @@ class SweepConfig(_Rules):
 
 
 @settings
-class GanConfig(_Rules):
+class GanConfig(Rules):
     """One GAN run. Defaults are the seed study's settings (200 epochs, batch 64, Adam 2e-4, latent 100)."""
 
     dataset: Choice(DATASETS) = "mnist"
@@ -208,7 +170,7 @@ class GanConfig(_Rules):
 
 
 @settings
-class GanSweepConfig(_Rules):
+class GanSweepConfig(Rules):
     """The GAN over seeds × grid points (`lstmgan gan --seeds 0 1 2 --grid lr=1e-4,2e-4`, the study's `gan:`),
     one run each. No seeds: the run's own seed."""
 
@@ -237,7 +199,7 @@ class GanSweepConfig(_Rules):
 
 
 @settings
-class AblationConfig(_Rules):
+class AblationConfig(Rules):
     """Final val accuracy over lengths × models × initialisation × input encoding × forget-gate bias (× seeds).
     Forget biases vary the LSTM only: an RNN has no forget gate, so its runs would repeat."""
 
@@ -259,7 +221,7 @@ class AblationConfig(_Rules):
 
 
 @settings
-class StudyConfig(_Rules):
+class StudyConfig(Rules):
     """Everything the study report needs: the sweep, the ablation, the GAN runs (over `gan.seeds`) and their
     interpolation strips."""
 
@@ -273,7 +235,7 @@ class StudyConfig(_Rules):
 
 
 @settings
-class TrackingConfig(_Rules):
+class TrackingConfig(Rules):
     """Where metrics go besides metrics.jsonl: W&B mode and naming."""
 
     mode: Choice(WANDB_MODES) = "auto"  # auto: online when logged in or WANDB_API_KEY is set, else offline
@@ -372,7 +334,7 @@ def apply(cfg: C, values: dict[str, Any], source: str) -> C:
             return cls(**{**current, **changes})  # type: ignore[misc]
         return TypeAdapter(cls).validate_python({**current, **changes})  # a plain dataclass: pydantic's lax rules
     except ValidationError as e:
-        raise _refusal(e, cls, changes, source) from None
+        raise refusal(e, cls, changes, source) from None
 
 
 def _field_names(cfg: Any) -> set[str]:
@@ -382,47 +344,6 @@ def _field_names(cfg: Any) -> set[str]:
         value = getattr(cfg, f.name)
         names |= _field_names(value) if dataclasses.is_dataclass(value) else {f.name}
     return names
-
-
-# What a value of the wrong type should have been, by pydantic's error type (`int_type`), and its plural.
-_WANTED = {"int": ("an integer", "integers"), "float": ("a number", "numbers"), "string": ("a string", "strings"),
-           "bool": ("true or false", "true or false values")}
-
-
-def _refusal(error: ValidationError, cls: type, given: dict[str, Any], source: str) -> UserError:
-    """pydantic's report as one line. A broken rule (a bound, a choice) names the setting, its rule and the
-    value; a value of the wrong type also names where it came from (`source`) and is shown as given."""
-    e = error.errors(include_url=False)[0]
-    kind, loc, value, ctx = e["type"], e["loc"], e["input"], e.get("ctx", {})
-    key = str(loc[0])
-    item = len(loc) == 2 and isinstance(loc[1], int)  # in a list, the rule is the item's: `lengths: [0]`
-    name = key.removesuffix("s") if item else key
-    field = getattr(cls, "__pydantic_fields__", {}).get(key)
-    hint = field.annotation if field else None
-    if kind == "literal_error":
-        return UserError(f"unknown {name} {value!r}; choose one of: "
-                         f"{ctx['expected'].replace(chr(39), '').replace(' or ', ', ')}")
-    if kind == "finite_number" or kind.startswith(("greater_than", "less_than")):
-        if hint is float:
-            return UserError(f"{name} must be {_interval(field.metadata)}, got {_as_float(value)}")
-        if kind == "greater_than_equal":
-            return UserError(f"{name} must be at least {ctx['ge']:,}, got {value}")
-        return UserError(f"{name} must be at most {ctx['le']:,}, got {value}")
-    singular, plural = _WANTED.get(kind.split("_")[0], ("a valid value", "valid values"))
-    if typing.get_origin(hint) is dict:  # the sweep's grid
-        singular = "a mapping of setting: [values]"
-    elif typing.get_origin(hint) in (list, tuple):
-        singular = f"a list of {plural}" if item else "a list"
-    return UserError(f"{source}: {key} must be {singular}, got {given.get(key, value)!r}")
-
-
-def _interval(bounds: list[Any]) -> str:
-    """A number setting's rule from its bounds: `a positive finite number`, `in (0, 1]`."""
-    b = {k: getattr(m, k) for m in bounds for k in ("ge", "gt", "le", "lt") if hasattr(m, k)}
-    if b == {"gt": 0}:
-        return "a positive finite number"
-    low, high = ("[", b["ge"]) if "ge" in b else ("(", b["gt"]), (b["le"], "]") if "le" in b else (b["lt"], ")")
-    return f"in {low[0]}{low[1]}, {high[0]}{high[1]}"
 
 
 def _once(key: str, values: list[Any]) -> None:

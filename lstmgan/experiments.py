@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from lstmgan.catalog import find
-from lstmgan.config import GanConfig, GanSweepConfig, PalindromeConfig, StudyConfig, SweepConfig, TrackingConfig, apply
+from lstmgan.config import (
+    GanConfig,
+    GanSweepConfig,
+    PalindromeConfig,
+    StudyConfig,
+    SweepConfig,
+    TrackingConfig,
+    apply,
+)
 from lstmgan.errors import UserError
 from lstmgan.gan.posthoc import load_trained, make_strips
 from lstmgan.gan.train import check_checkpoint as gan_fits

@@ -355,15 +355,6 @@ def parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 (a SafeLoader)
 
 
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def rows_with(rows: list[dict[str, Any]], numbers: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The metrics rows that hold a number under every key in `numbers` (readers plot only those)."""
-    return [r for r in rows if all(is_number(r.get(k)) for k in numbers)]
-
-
 def read_jsonl(path: Path, damaged: list[int] | None = None) -> list[dict[str, Any]]:
     """The JSON objects of a JSONL file; a torn last line (killed mid-write), a line that is not an object
     and undecodable bytes are skipped, so readers never crash on a damaged file. With `damaged`, the numbers

@@ -31,14 +31,13 @@ import yaml
 
 from lstmgan.errors import UserError, first_line
 from lstmgan.fs import (
-    parse_yaml,
     LIMITS,
     NotRegular,
     check_real_folder,
-    is_number,
     is_temp,
     make_folder,
     open_regular,
+    parse_yaml,
     read_jsonl,
     read_text,
     save_torch_atomic,
@@ -336,3 +335,12 @@ def prepare(run: RunDir, config: dict[str, Any], *, force: bool,
         run.result_file.unlink(missing_ok=True)
         write_text_atomic(run.config_file, yaml.safe_dump(config, sort_keys=False))
     return state
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def rows_with(rows: list[dict[str, Any]], numbers: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The metrics rows that hold a number under every key in `numbers` (readers plot only those)."""
+    return [r for r in rows if all(is_number(r.get(k)) for k in numbers)]

@@ -7,13 +7,13 @@ import yaml
 
 from lstmgan.choices import SWEEP_AXES
 from lstmgan.config import (
-    absent_defaults,
     AblationConfig,
     GanConfig,
     PalindromeConfig,
     StudyConfig,
     SweepConfig,
     TrackingConfig,
+    absent_defaults,
     apply,
     from_dict,
     run_config_dict,

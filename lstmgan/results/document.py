@@ -13,7 +13,6 @@ from lstmgan.fs import read_regular
 from lstmgan.results.markdown import markdown_table
 
 
-
 @dataclass
 class Report:
     folder: Path

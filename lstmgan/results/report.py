@@ -20,11 +20,11 @@ import yaml
 
 from lstmgan.errors import UserError
 from lstmgan.experiments import ABLATION, GAN
-from lstmgan.fs import read_text, rows_with, write_text_atomic
+from lstmgan.fs import read_text, write_text_atomic
 from lstmgan.results import claims as c
 from lstmgan.results.document import Report
 from lstmgan.results.summary import Row, RunRecord, cell, load_runs, mean_std_text, series, summarise
-from lstmgan.rundir import RunDir
+from lstmgan.rundir import RunDir, rows_with
 from lstmgan.words import plural
 
 CHANCE = 0.1  # ten digits

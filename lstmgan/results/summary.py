@@ -21,9 +21,9 @@ from typing import Any
 
 from lstmgan.config import PalindromeConfig, from_dict, run_kind
 from lstmgan.errors import UserError
-from lstmgan.fs import is_number, rows_with, write_text_atomic
+from lstmgan.fs import write_text_atomic
 from lstmgan.results.markdown import markdown_table
-from lstmgan.rundir import RunDir
+from lstmgan.rundir import RunDir, is_number, rows_with
 
 # Settings that never count as varied: the sweep's own axes (rows and run names show them already) and
 # where a run trained, which does not change what it is.

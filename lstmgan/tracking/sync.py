@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from lstmgan.config import TrackingConfig, run_kind
-from lstmgan.words import plural
 from lstmgan.errors import UserError, first_line
 from lstmgan.fs import read_text
 from lstmgan.rundir import RunDir
@@ -57,6 +56,7 @@ from lstmgan.tracking.tracker import (
     wandb_row,
     wandb_settings,
 )
+from lstmgan.words import plural
 
 REPORT_DIR = "wandb-report"  # a sweep's or study's report run: report.json (tables, figures) + identity
 REPLAY_DIR = "wandb-sync"  # the offline run a sync builds and uploads (kept until the next sync)
