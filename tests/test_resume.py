@@ -8,11 +8,7 @@ import time
 
 import torch
 from conftest import TINY
-
-
-def metrics_without_times(run):
-    return [{k: v for k, v in json.loads(line).items() if k != "epoch_time"}
-            for line in (run / "metrics.jsonl").read_text().splitlines()]
+from helpers import metrics_without_times
 
 
 def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(cli, tmp_path):

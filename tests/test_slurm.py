@@ -10,14 +10,13 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import TINY
 from submitit.slurm.slurm import SlurmJob
-from test_resume import metrics_without_times
+from helpers import metrics_without_times, wait_for
 
 from lstmgan.config import SweepConfig, TrackingConfig
 from lstmgan.experiments import make_jobs
@@ -62,14 +61,6 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.skip(problem)
 
 
-def wait_until(predicate, timeout: float, what: str, poll: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def all_final(sweep: Path):
@@ -275,10 +266,10 @@ def test_a_preempted_job_requeues_and_ends_like_an_uninterrupted_run(cli, tmp_pa
     record = json.loads((sweep / "slurm.json").read_text())
     job = SlurmJob(sweep / "submitit", record["job_id"])
 
-    wait_until(lambda: (run / "metrics.jsonl").exists() and len((run / "metrics.jsonl").read_text().splitlines())
-               >= 2, 90, "two epochs")
+    wait_for(lambda: (run / "metrics.jsonl").exists() and len((run / "metrics.jsonl").read_text().splitlines()) >= 2,
+             "two epochs", timeout=90, poll=0.5)
     job._interrupt()  # preemption: SIGTERM then submitit's USR2 → checkpoint() → scontrol requeue
-    (status,) = wait_until(lambda: all_final(sweep), 150, "the requeued job to finish")
+    (status,) = wait_for(lambda: all_final(sweep), "the requeued job to finish", timeout=150, poll=0.5)
     assert status.outcome == "done", status
     result = json.loads((run / "result.json").read_text())
     assert result["resumed"] is True, "the job finished before it was interrupted"

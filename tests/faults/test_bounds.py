@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY, snapshot
-from faultutil import lstmgan
+from helpers import lstmgan
 
 from lstmgan import pipeline, rundir
 from lstmgan.config import PalindromeConfig

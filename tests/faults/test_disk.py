@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY
-from faultutil import lstmgan, metrics_without_times, wait_for
+from helpers import lstmgan, metrics_without_times, wait_for
 
 RUN = ["palindrome", "--model", "lstm", "--length", "6", "--epochs", "8", *TINY, "--set", "samples=1000", "--quiet"]
 

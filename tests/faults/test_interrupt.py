@@ -7,7 +7,7 @@ import signal
 import pytest
 import torch
 from conftest import TINY
-from faultutil import alive, checkpointed, children, lstmgan, metrics_without_times, wait_for
+from helpers import alive, checkpointed, children, lstmgan, metrics_without_times, wait_for
 
 # 6 runs on 2 workers: when the first checkpoint appears, 2 runs are training and 4 are queued.
 SWEEP = ["sweep", "--lengths", "6", "--models", "rnn", "lstm", "--seeds", "0", "1", "2", "--epochs", "8",

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 from conftest import TINY, snapshot
-from faultutil import lstmgan, metrics_without_times, wait_for
+from helpers import lstmgan, metrics_without_times, wait_for
 
 from lstmgan.config import GanConfig
 from lstmgan.errors import UserError

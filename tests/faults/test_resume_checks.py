@@ -6,7 +6,7 @@ import json
 
 import yaml
 from conftest import TINY, snapshot
-from faultutil import metrics_without_times
+from helpers import metrics_without_times
 
 ARGS = ["palindrome", "--model", "rnn", "--length", "4", *TINY, "--quiet"]
 

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 from conftest import TINY
-from faultutil import alive, checkpointed, children, lstmgan, wait_for
+from helpers import alive, checkpointed, children, lstmgan, wait_for
 
 SWEEP = ["sweep", "--lengths", "6", "--models", "rnn", "lstm", "--seeds", "0", "1", "--epochs", "8", *TINY,
          "--set", "samples=1000", "--quiet"]

@@ -1,4 +1,4 @@
-"""Helpers of the fault-injection suite: the real CLI in a subprocess, its process tree, metrics."""
+"""Helpers shared by the tests: the real CLI in a subprocess, its process tree, waiting, metrics without times."""
 
 from __future__ import annotations
 
