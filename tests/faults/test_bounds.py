@@ -112,7 +112,8 @@ def test_a_grid_of_a_million_runs_is_refused_in_one_line_before_it_is_built(tmp_
     rc, err, seconds, rss = peak_rss_of("sweep", "--grid", f"hidden={values}", "--grid", f"epochs={values}",
                                         "--dry-run", "--out", tmp_path)
     assert rc == 2 and "plans 8,000,000 runs" in err and "--max-runs 8000000" in err, err
-    assert len(err.strip().splitlines()) == 1 and rss < 1024, (err, rss)
+    # 8,000,000 configs would take tens of GB; the bound leaves room for importing a CUDA build of torch (~1 GB)
+    assert len(err.strip().splitlines()) == 1 and rss < 2048, (err, rss)
     assert not any(tmp_path.iterdir())
 
 
