@@ -52,7 +52,6 @@ from lstmgan.cli import experiments, gan_tools, results  # noqa: E402
 from lstmgan.cli.display import say, warn  # noqa: E402
 from lstmgan.cli.options import choice_error  # noqa: E402
 from lstmgan.errors import UserError, first_line  # noqa: E402
-from lstmgan.fs import too_long  # noqa: E402
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
                   help="Palindromes (LSTM vs vanilla RNN) and an MNIST GAN, locally or on SLURM, tracked in W&B.")
@@ -260,6 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exception(e)
         if isinstance(e, OSError) and e.errno == errno.ENAMETOOLONG:  # a name the user chose: bad input
+            from lstmgan.fs import too_long  # here: fs loads yaml, which --help does not need
+
             warn(f"error: {too_long(e, Path(os.fsdecode(e.filename or '')))}")
             return 2
         local = sys.modules.get("lstmgan.runner.local")  # loaded if runs trained side by side; never imported here
