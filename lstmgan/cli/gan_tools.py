@@ -44,26 +44,21 @@ def classifier(
 ) -> None:
     """Train (or show) the small CNN that scores GAN samples: classifier-FID, class histograms."""
     from lstmgan.fs import check_writable
-    from lstmgan.gan.classifier import data_digest, data_text, load_classifier, mismatch, train_and_save
+    from lstmgan.gan.classifier import TRAIN_EPOCHS, cached_classifier, data_text, train_and_save
     from lstmgan.gan.data import load_images
-    from lstmgan.gan.train import CLASSIFIER_EPOCHS
 
     require(epochs is None or epochs >= 1, "--epochs", "at least 1", epochs)
     name, path = value(dataset), out / "classifiers" / f"{value(dataset)}.pt"
     dev = torch_device(device)
     train, test = (load_images(name, data_dir, train=split, download=download, device=dev) for split in (True, False))
-    if path.exists() and not force:
-        _, meta = load_classifier(path)
-        why = mismatch(meta, name, data_digest(train, test))
-        if why is None:
-            return say(f"{path}: {name} test accuracy {100 * meta['test_accuracy']:.2f} % (cached, trained on "
-                       f"{data_text(meta)}; --force retrains)")
-        warn(f"{path}: {why}; training one on this data")  # lstmgan's own cache, for this dataset: replaced
+    if not force and (found := cached_classifier(path, name, train, test, "cpu", warn=warn)):
+        return say(f"{path}: {name} test accuracy {100 * found[1]['test_accuracy']:.2f} % (cached, trained on "
+                   f"{data_text(found[1])}; --force retrains)")
     check_writable(out)
     with progress_display(False, 1) as progress:
-        _, accuracy = train_and_save(name, train, test, path, epochs=epochs or CLASSIFIER_EPOCHS, device=dev,
-                                     progress=run_reporter(progress, 0, f"{name} classifier"))
-    say(f"{path}: {name} test accuracy {100 * accuracy:.2f} % (trained on {data_text(load_classifier(path)[1])})")
+        _, meta = train_and_save(name, train, test, path, epochs=epochs or TRAIN_EPOCHS, device=dev,
+                                 progress=run_reporter(progress, 0, f"{name} classifier"))
+    say(f"{path}: {name} test accuracy {100 * meta['test_accuracy']:.2f} % (trained on {data_text(meta)})")
 
 
 @app.command(rich_help_panel=PANEL)

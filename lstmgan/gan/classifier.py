@@ -22,6 +22,7 @@ from lstmgan.fs import open_regular, save_torch_atomic
 from lstmgan.gan.data import iterate_batches, num_classes
 
 FEATURE_DIM = 128
+TRAIN_EPOCHS = 3  # the GAN trainer's cache and the `classifier` command's default alike
 _FORMAT = "lstmgan.gan.classifier.SmallCNN/1"  # bump when the architecture changes
 
 
@@ -142,17 +143,32 @@ def mismatch(meta: dict[str, Any], dataset: str, digest: str) -> str | None:
     return f"it was trained on {data_text(meta)}, not on this data ({dataset}, data sha256 {digest})"
 
 
+def cached_classifier(path: Path, dataset: str, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
+                      device: torch.device | str, *,
+                      warn: Callable[[str], None]) -> tuple[SmallCNN, dict[str, Any]] | None:
+    """The classifier cached at path with its meta if it was trained on exactly this data, else None. A cache
+    of other data is said through `warn` and left for the caller to replace: it is lstmgan's own, per dataset."""
+    if not path.exists():
+        return None
+    model, meta = load_classifier(path, device)
+    why = mismatch(meta, dataset, data_digest(train, test))
+    if why is None:
+        return model, meta
+    warn(f"{path}: {why}; training one on this data")
+    return None
+
+
 def train_and_save(dataset: str, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], path: Path | str,
-                   *, epochs: int, device: torch.device | str,
-                   progress: Callable[[int, int, str], None] | None = None) -> tuple[SmallCNN, float]:
+                   *, epochs: int = TRAIN_EPOCHS, device: torch.device | str,
+                   progress: Callable[[int, int, str], None] | None = None) -> tuple[SmallCNN, dict[str, Any]]:
     """The one place that trains the judging classifier, saves it and labels it with the data it saw (its
     dataset and `data_digest`; the GAN trainer's cache and the `classifier` command both come here). Seed 0:
     one classifier per data."""
     digest = data_digest(train, test)
     model, accuracy = train_classifier(*train, *test, epochs=epochs, seed=0, device=device, progress=progress)
-    save_classifier(model, path, {"dataset": dataset, "data": digest, "test_accuracy": accuracy,
-                                  "train_images": len(train[0])})
-    return model, accuracy
+    meta = {"dataset": dataset, "data": digest, "test_accuracy": accuracy, "train_images": len(train[0])}
+    save_classifier(model, path, meta)
+    return model, meta
 
 
 def save_classifier(model: SmallCNN, path: Path | str, meta: dict[str, Any]) -> None:

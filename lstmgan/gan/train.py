@@ -30,7 +30,7 @@ from lstmgan.config import GanConfig, to_dict
 from lstmgan.environment import deterministic, matmul_precision, no_tf32, numerics
 from lstmgan.errors import StopRequested
 from lstmgan.gan.background import Background
-from lstmgan.gan.classifier import SmallCNN, data_digest, load_classifier, mismatch, train_and_save
+from lstmgan.gan.classifier import SmallCNN, cached_classifier, train_and_save
 from lstmgan.gan.data import load_images
 from lstmgan.gan.metrics import class_histogram, classifier_features, frechet_distance, mean_max_prob
 from lstmgan.gan.models import Discriminator, Generator, eval_mode
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from lstmgan.runner.job import Run
 
 log = logging.getLogger(__name__)
-CLASSIFIER_EPOCHS = 3
 RNG_KEYS = ("shuffle_rng", "eval_rng", "torch_rng", "cuda_rng")  # CPU uint8 tensors in every checkpoint
 CHECKPOINT_EVERY = {"cpu": 1, "cuda": 10}  # epochs, for checkpoint_every: 0 (a GPU epoch takes about a second)
 
@@ -91,15 +90,10 @@ def get_classifier(cfg: GanConfig, path: Path, train: tuple[Tensor, Tensor], tes
                    device: torch.device, progress: Callable[[int, int, str], None] | None = None) -> SmallCNN:
     """Load the cached classifier if it was trained on exactly this data (its digest), or train and cache one
     (a few CPU minutes on MNIST)."""
-    if path.exists():
-        model, meta = load_classifier(path, device)
-        why = mismatch(meta, cfg.dataset, data_digest(train, test))
-        if why is None:
-            return model
-        log.warning("%s: %s; training one on this data", path, why)
+    if found := cached_classifier(path, cfg.dataset, train, test, device, warn=log.warning):
+        return found[0]
     log.info("training the %s classifier for classifier-FID → %s", cfg.dataset, path)
-    model, _ = train_and_save(cfg.dataset, train, test, path, epochs=CLASSIFIER_EPOCHS, device=device,
-                              progress=progress)
+    model, _ = train_and_save(cfg.dataset, train, test, path, device=device, progress=progress)
     return model
 
 
