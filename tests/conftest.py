@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
+
+# Before torch loads OpenMP: spinning OpenMP threads made CPU steps 5-10x slower on a busy 2-core machine, and
+# tests train in this process beside the CLI subprocesses they start (benchmarks/ set the same).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch  # noqa: E402
 
 from lstmgan.cli.main import main
 from lstmgan.environment import cuda_problem
@@ -75,3 +80,24 @@ def _isolated_wandb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
     monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))
     monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+@pytest.fixture
+def tmpfs() -> Iterator[Callable[..., Path]]:
+    """Mount a small tmpfs at a path (`tmpfs(path, "size=64k,ro")`), unmounted after the test: a disk that
+    fills up or is read-only. Needs root and a kernel that lets us mount (CI has both); skipped elsewhere."""
+    mounts: list[Path] = []
+
+    def mount(path: Path, options: str = "size=4m") -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs needs root")
+        path.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
+        mounts.append(path)
+        return path
+
+    yield mount
+    for path in reversed(mounts):
+        subprocess.run(["umount", "-l", str(path)], check=False)

@@ -1,7 +1,9 @@
-"""Helpers shared by the tests: the real CLI in a subprocess, its process tree, waiting, metrics without times."""
+"""Helpers shared by the tests: the real CLI in a subprocess, its process tree, waiting, metrics without times,
+a small disk that fills up."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -63,3 +65,14 @@ def checkpointed(folder: Path) -> list[Path]:
 
 def env_without(*keys: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in keys}
+
+
+def fill(path: Path) -> None:
+    """Write until the file system is full, the last partial page included."""
+    for chunk in (b"\0" * 65536, b"\0"):
+        with open(path, "ab", buffering=0) as f:
+            try:
+                while True:
+                    f.write(chunk)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC

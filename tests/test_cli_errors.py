@@ -102,26 +102,6 @@ def test_a_forbidden_run_folder_is_exit_3_naming_it(cli, tmp_path):
     assert str(sweep) in r.err and "permission denied" in r.err
 
 
-@pytest.fixture
-def tmpfs(tmp_path):
-    """Mount a tmpfs (as root, where mount works) and unmount it afterwards; skip elsewhere."""
-    mounts = []
-
-    def mount(path: Path, options: str) -> Path:
-        path.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() != 0:
-            pytest.skip("mounting a tmpfs needs root")
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
-        if proc.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
-        mounts.append(path)
-        return path
-
-    yield mount
-    for path in reversed(mounts):
-        subprocess.run(["umount", str(path)], check=False)
-
-
 def test_a_full_disk_is_exit_3_with_the_fix(cli, tmp_path, tmpfs):
     out = tmpfs(tmp_path / "small", "size=64k")
     try:

@@ -1,9 +1,9 @@
-"""The GAN end to end on tiny real IDX files: grids, metrics, classifier-FID, resume, samples, strips."""
+"""The GAN end to end on tiny real IDX files: grids, metrics, classifier-FID, samples, strips (resume:
+test_gan_fast, faults/test_stop_and_resume)."""
 
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +12,6 @@ import torch
 from conftest import snapshot
 from idx import make_tiny_mnist
 
-from lstmgan.config import GanConfig, TrackingConfig
-from lstmgan.gan.train import run_gan
-from lstmgan.overrides import build
-from lstmgan.runner.job import Job
 
 WANDB = str(Path(sys.executable).parent / "wandb")
 TINY_GAN = ["--set", "batch_size=32", "--set", "log_every=4", "--set", "sample_every=8", "--set", "eval_every=1",
@@ -70,33 +66,6 @@ def test_wandb_offline_record_matches_metrics(trained):
     assert summary["summary"]["quality/class_histogram/3"] == last_fid["class_histogram"][3]
     assert summary["summary"]["samples/grid"]["_type"] == "image-file" and summary["config"]["kind"] == "gan"
     assert set(summary["tags"]) == {"gan", "mnist"}
-
-
-def test_an_interrupted_run_resumes_to_the_same_weights_and_metrics(data_dir, tmp_path):
-    cfg = build(GanConfig, yaml_path=None, flags={}, sets=[
-        f"data_dir={data_dir}", f"classifier={tmp_path / 'classifier.pt'}", "epochs=4", "eval_every=2",
-        *[s for s in TINY_GAN if "=" in s]])
-    cfg = replace(cfg, device="cpu")
-    off = TrackingConfig(mode="disabled")
-
-    def crash_after_epoch_2(done, total, text):
-        if text.startswith("epoch 2/4 done"):  # the checkpoint of epoch 2 is on disk: as if killed now
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        Job(run_gan, cfg, tmp_path / "a", off, step_key="step")(crash_after_epoch_2)
-    assert torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["epoch"] == 2
-    assert not (tmp_path / "a" / "result.json").exists()
-    resumed = Job(run_gan, cfg, tmp_path / "a", off, step_key="step")()
-    whole = Job(run_gan, cfg, tmp_path / "b", off, step_key="step")()
-
-    assert resumed["resumed"] and not whole["resumed"]
-    assert resumed["fid"] == whole["fid"] and resumed["class_histogram"] == whole["class_histogram"]
-    a, b = (torch.load(tmp_path / x / "checkpoint.pt", weights_only=True) for x in "ab")
-    for part in ("generator", "discriminator"):
-        assert all(torch.equal(a[part][k], b[part][k]) for k in b[part])
-    strip = lambda run: [{k: v for k, v in r.items() if k != "images_per_s"} for r in rows(run)]
-    assert strip(tmp_path / "a") == strip(tmp_path / "b")
 
 
 def test_samples_as_array_and_grid_and_no_silent_overwrite(cli, trained, tmp_path):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import signal
 
 import pytest
 import torch
 from conftest import TINY
-from helpers import alive, checkpointed, children, lstmgan, metrics_without_times, wait_for
+from helpers import alive, checkpointed, children, lstmgan, wait_for
 
 # 6 runs on 2 workers: when the first checkpoint appears, 2 runs are training and 4 are queued.
 SWEEP = ["sweep", "--lengths", "6", "--models", "rnn", "lstm", "--seeds", "0", "1", "2", "--epochs", "8",
@@ -41,15 +42,12 @@ def test_a_signal_stops_a_parallel_sweep_and_a_rerun_resumes_it(cli, tmp_path, s
     if sig == signal.SIGTERM:
         return  # resuming is the same either way: checked once, after SIGINT
 
-    # in this process, one run after another (no worker start-up): the same numbers, in less time
+    # in this process, one run after another (no worker start-up); that a resumed run ends exactly like an
+    # uninterrupted one is test_stop_and_resume's
     rerun = cli(*SWEEP, "--jobs", "1", "--out", tmp_path / "stopped")
     assert rerun.code == 0, rerun.err
-    assert cli(*SWEEP, "--jobs", "1", "--out", tmp_path / "whole").code == 0
-    whole = tmp_path / "whole" / "palindrome"
-    names = sorted(p.name for p in whole.iterdir() if (p / "result.json").exists())
-    assert len(names) == 6
-    for name in names:
-        assert metrics_without_times(sweep / name) == metrics_without_times(whole / name), name
+    assert len(list(sweep.glob("*/result.json"))) == 6
+    assert all(json.loads((c.parent / "result.json").read_text())["resumed"] for c in checkpoints)
 
 
 STUDY = """
@@ -83,35 +81,3 @@ def test_ctrl_c_stops_a_study_before_its_gan_run_and_a_rerun_completes_it(cli, t
     rerun = cli(*args, "--jobs", "1")
     assert rerun.code == 0, rerun.err
     assert len(list(sweep.glob("*/result.json"))) == 6 and list((tmp_path / "runs" / "gan").glob("*/result.json"))
-
-
-@pytest.mark.timeout(240)
-def test_ctrl_c_on_a_gan_run_checkpoints_where_it_is_and_a_rerun_ends_like_an_uninterrupted_run(cli, tmp_path):
-    """One run in this process, checkpointing only at its end (as on a GPU, every 10 epochs): the first
-    Ctrl-C must still leave a checkpoint at the step it stopped at, so nothing is lost."""
-    import json
-
-    from idx import make_tiny_mnist
-
-    make_tiny_mnist(tmp_path / "data", n_train=512, n_test=128)
-    args = ["gan", "--data-dir", tmp_path / "data", "--epochs", "40", "--device", "cpu", "--wandb", "disabled",
-            "--quiet", "--set", "batch_size=32", "--set", "log_every=4", "--set", "sample_every=1000",
-            "--set", "eval_every=0", "--set", "eval_samples=64", "--set", "checkpoint_every=40"]
-    run = tmp_path / "stopped" / "gan" / "mnist-s0"
-    proc = lstmgan(*args, "--out", tmp_path / "stopped")
-    wait_for(lambda: (run / "metrics.jsonl").exists() and len((run / "metrics.jsonl").read_text().splitlines()) >= 3,
-             "three metrics rows")
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-
-    assert proc.returncode == 130 and "Traceback" not in err, err
-    assert "stopping at the next checkpoint" in err and "rerun the same command" in err, err
-    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
-    assert 0 < ckpt["step"] < 40 * 16 and not (run / "result.json").exists()
-
-    assert cli(*args, "--out", tmp_path / "stopped").code == 0
-    assert cli(*args, "--out", tmp_path / "whole").code == 0
-    rows = lambda folder: [{k: v for k, v in json.loads(line).items() if k != "images_per_s"}
-                           for line in (folder / "gan" / "mnist-s0" / "metrics.jsonl").read_text().splitlines()]
-    assert rows(tmp_path / "stopped") == rows(tmp_path / "whole")
-    assert json.loads((run / "result.json").read_text())["resumed"] is True
