@@ -101,3 +101,23 @@ def tmpfs() -> Iterator[Callable[..., Path]]:
     yield mount
     for path in reversed(mounts):
         subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_digits(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.Tensor, ...]:
+    """Train and test images and labels of tiny synthetic IDX digits, read through torchvision."""
+    from idx import make_tiny_mnist
+
+    from lstmgan.gan.data import load_images
+
+    folder = tmp_path_factory.mktemp("tiny-mnist")
+    make_tiny_mnist(folder, n_train=300, n_test=100)
+    return (*load_images("mnist", folder, train=True), *load_images("mnist", folder, train=False))
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tiny_digits: tuple[torch.Tensor, ...]) -> tuple[torch.nn.Module, float]:
+    """The judging CNN trained once on tiny_digits, and its test accuracy (classifier, metrics, interpolation)."""
+    from lstmgan.gan.classifier import train_classifier
+
+    return train_classifier(*tiny_digits, epochs=2, batch_size=32, lr=3e-3, seed=0, device="cpu")

@@ -1,5 +1,5 @@
 """The GAN end to end on tiny real IDX files: grids, metrics, classifier-FID, samples, strips (resume:
-test_gan_fast, faults/test_stop_and_resume)."""
+test_gan_train, faults/test_stop_and_resume)."""
 
 import json
 import subprocess

@@ -6,7 +6,7 @@ in one tensor on the training device and is batched by index: no DataLoader, no 
 
 One step, two ways to run it: `gan_step` is the math; `FastStep` runs it over static buffers with the
 epoch's permutation and the meters on the device, eagerly (the CPU, `cuda_graphs: off`) or replayed as a
-captured CUDA graph (one per batch shape). Eagerly it equals the plain loop bit for bit (tests/test_gan_fast.py).
+captured CUDA graph (one per batch shape). Eagerly it equals the plain loop bit for bit (tests/test_gan_train.py).
 What the step need not wait for (metrics rows, sample grids' PNGs and W&B images, checkpoint files) is written
 by one background thread, in order, drained before a run returns or stops.
 """
