@@ -39,7 +39,7 @@ run: install
 
 # The whole suite. SLURM and Docker tests run when their services are up (see .ci/run), else skip.
 test: install
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra --durations=15
 
 test-fast: install
 	$(BIN)/python -m pytest -ra -m "not slurm and not docker and not slow"

@@ -54,7 +54,7 @@ def test_a_grid_adds_runs_named_by_their_values_and_a_summary_column_per_key(cli
 
 def test_each_run_records_its_kind_and_the_summary_reads_by_kind(cli, tmp_path):
     r = cli("sweep", "--lengths", "3", "--models", "rnn", "--seeds", "0", "1", "--epochs", "1", "--name", "s",
-            "--out", tmp_path, *TINY)
+            "--jobs", "1", "--out", tmp_path, *TINY)
     assert r.code == 0, r.err
     sweep = tmp_path / "s"
     stored = yaml.safe_load((sweep / "rnn-L3-s0" / "config.yaml").read_text())
@@ -66,7 +66,7 @@ def test_each_run_records_its_kind_and_the_summary_reads_by_kind(cli, tmp_path):
                                    if k not in ("kind", "format")}, sort_keys=False))
     assert [rec.path.name for rec in load_runs(sweep)] == ["rnn-L3-s0", "rnn-L3-s1"]
     r = cli("sweep", "--lengths", "3", "--models", "rnn", "--seeds", "0", "1", "--epochs", "1", "--name", "s",
-            "--out", tmp_path, *TINY)
+            "--jobs", "1", "--out", tmp_path, *TINY)
     assert r.code == 0, r.err
 
     # Another kind beside the runs is passed over; damaged palindrome runs are named with the reason.
