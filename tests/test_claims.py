@@ -188,10 +188,21 @@ def test_rank_factors_orders_the_main_effects_at_the_long_lengths():
     assert lstm[0].effect == pytest.approx(0.55) and lstm[0].lengths == (15, 20)
     assert lstm[0].best == 1.0 and lstm[0].worst == 0.0
     assert lstm[1].effect == pytest.approx(0.15) and lstm[2].effect == pytest.approx(0.025)
-    assert "forget_bias moves it by 55.0 points (best 1.0" in lstm[0].text()
+    assert lstm[0].text().startswith("forget_bias moves it by 55.0 points (L = 15: best 1.0: ")
+    assert "; L = 20: best 1.0: " in lstm[0].text() and "changing with the length" not in lstm[0].text()
     rnn = ranked["rnn"]
     assert [e.factor for e in rnn] == ["encoding", "init", "forget_bias"] and rnn[0].best == "onehot"
     assert rnn[2].effect == pytest.approx(0.0)
+
+
+def test_a_factor_that_helps_at_one_length_and_hurts_at_the_other_says_so():
+    """Pooled over both lengths its values tie; per length each moves the accuracy by 10 points."""
+    runs = [*ablation("lstm", 15, grid(0.5, encoding=0.0, init=0.0, forget_bias=0.1)),
+            *ablation("lstm", 20, grid(0.6, encoding=0.0, init=0.0, forget_bias=-0.1))]
+    (bias,) = [e for e in rank_factors(runs)["lstm"] if e.factor == "forget_bias"]
+    assert bias.effect == pytest.approx(0.1) and bias.means[0.0] == pytest.approx(bias.means[1.0])
+    assert "L = 15: best 1.0: 60 %, worst 0.0: 50 %; L = 20: best 0.0: 60 %, worst 1.0: 50 %" in bias.text()
+    assert bias.text().endswith("its best value changing with the length")
 
 
 def test_rank_factors_skips_a_factor_that_took_one_value():

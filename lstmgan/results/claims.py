@@ -283,13 +283,15 @@ class FactorEffect:
 
     `effect` is, per long length, the spread (best − worst) of the mean accuracy over the runs with each of
     the factor's values (the other factors and the seeds averaged over: a main effect in a full grid),
-    averaged over the lengths; `means` is each value's mean over all long-length runs."""
+    averaged over the lengths; `by_length` holds those means per length, `means` each value's mean over all
+    long-length runs (a factor that helps at one length and hurts at the other can tie there)."""
 
     model: str
     factor: str
     effect: float
     means: dict[Any, float] = field(default_factory=dict)
     lengths: tuple[int, ...] = ()
+    by_length: dict[int, dict[Any, float]] = field(default_factory=dict)
 
     @property
     def best(self) -> Any:
@@ -302,8 +304,15 @@ class FactorEffect:
     def text(self) -> str:
         if self.effect == 0:
             return f"{self.factor} does not move it ({pct(self.means[self.best])} with each value)"
-        return (f"{self.factor} moves it by {100 * self.effect:.1f} points (best {self.best}: "
-                f"{pct(self.means[self.best])}, worst {self.worst}: {pct(self.means[self.worst])})")
+        per_length = {n: means for n, means in self.by_length.items()} or {0: self.means}
+        parts = []
+        for n, means in per_length.items():
+            best, worst = max(means, key=means.__getitem__), min(means, key=means.__getitem__)
+            parts.append(f"{f'L = {n}: ' if n else ''}best {best}: {pct(means[best])}, worst {worst}: "
+                         f"{pct(means[worst])}")
+        turns = len({max(m, key=m.__getitem__) for m in per_length.values()}) > 1
+        return (f"{self.factor} moves it by {100 * self.effect:.1f} points ({'; '.join(parts)})"
+                + (", its best value changing with the length" if turns else ""))
 
 
 def rank_factors(runs: Iterable[AblationRun], factors: Sequence[str] = FACTORS,
@@ -317,15 +326,15 @@ def rank_factors(runs: Iterable[AblationRun], factors: Sequence[str] = FACTORS,
     for model, model_runs in sorted(by_model.items()):
         effects = []
         for factor in factors:
-            spreads, used = [], []
+            by_length = {}
             for length in sorted({r.length for r in model_runs}):
                 means = _means((r for r in model_runs if r.length == length), factor)
                 if len(means) > 1:
-                    spreads.append(max(means.values()) - min(means.values()))
-                    used.append(length)
-            if spreads:
-                means = _means((r for r in model_runs if r.length in used), factor)
-                effects.append(FactorEffect(model, factor, statistics.fmean(spreads), means, tuple(used)))
+                    by_length[length] = means
+            if by_length:
+                spread = statistics.fmean(max(m.values()) - min(m.values()) for m in by_length.values())
+                means = _means((r for r in model_runs if r.length in by_length), factor)
+                effects.append(FactorEffect(model, factor, spread, means, tuple(by_length), by_length))
         ranked[model] = sorted(effects, key=lambda e: -e.effect)
     return ranked
 

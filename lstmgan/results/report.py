@@ -87,8 +87,8 @@ def part_claims(report: Report, sweep: list[RunRecord], ablation: list[RunRecord
     for model, effects in ranked.items():
         lengths = ", ".join(map(str, sorted({n for e in effects for n in e.lengths})))
         report.p(f"{model.upper()} at L = {lengths}: " + "; ".join(e.text() for e in effects) + ". Largest first: "
-                 "each factor's spread of the mean final validation accuracy over its values, the other factors "
-                 "and the seeds averaged over.")
+                 "at each length, the spread of the mean final validation accuracy over the factor's values (the "
+                 "other factors and the seeds averaged over), averaged over the lengths.")
     report.h(3, "The memory horizon")
     path = horizon_figure(sweep, figures / "horizon.png")
     if path is None:
