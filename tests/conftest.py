@@ -35,13 +35,7 @@ NO_CUDA = pytest.StashKey[str]()
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked cuda run where a CUDA device is visible and skip elsewhere; with LSTMGAN_REQUIRE_CUDA=1
-    (a GPU node) they fail instead, so a torch build that cannot use the GPU is never a quiet pass.
-    Under pytest-xdist (`make test`: --dist loadgroup) the SLURM tests share one worker, as do the Docker
-    tests: one cluster with 2 CPUs and one image build, not a race between workers for them."""
-    for item in items:
-        for service in ("slurm", "docker"):
-            if service in item.keywords:
-                item.add_marker(pytest.mark.xdist_group(service))
+    (a GPU node) they fail instead, so a torch build that cannot use the GPU is never a quiet pass."""
     if torch.cuda.is_available():
         return
     why = cuda_problem() or "needs a CUDA device"
