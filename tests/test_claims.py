@@ -158,6 +158,15 @@ def test_gan_verdicts_on_a_short_run_are_quick():
     assert [r.verdict for r in rows if r.claim.model == "gan"] == ["quick: " + HOLDS] * 2
 
 
+def test_gan_verdicts_on_other_data_say_so():
+    other = GanMeasured(200, [2.0], [0.5], [[10] * 10], [0.95], (strip([0.95] * 7),), ["fashion-mnist"])
+    rows = [r for r in verdicts([], other) if r.claim.model == "gan"]
+    assert [r.verdict for r in rows] == ["other data: " + HOLDS] * 2
+    assert all(r.why.endswith("trained on fashion-mnist, not the original's MNIST") for r in rows)
+    mnist = gan(strips=(strip([0.95] * 7),))
+    assert [r.verdict for r in verdicts([], mnist) if r.claim.model == "gan"] == [HOLDS] * 2
+
+
 def test_the_module_imports_neither_torch_nor_matplotlib():
     code = ("import sys, lstmgan.results.claims; "
             "print(sorted(m for m in ('torch', 'matplotlib', 'numpy') if m in sys.modules))")

@@ -19,11 +19,13 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 HOLDS, PARTLY, FAILS, UNMEASURED = "holds", "partly", "does not hold", "not measured"
 QUICK = "quick: "
+OTHER_DATA = "other data: "  # a GAN trained on another dataset than the original's MNIST (e.g. Fashion-MNIST)
+ORIGINAL_DATASET = "mnist"
 
 ORIGINAL_EPOCHS = 100  # the original trained every palindrome model for 100 epochs
 GAN_EPOCHS = 200
@@ -123,6 +125,7 @@ class GanMeasured:
     class_histogram: Sequence[Sequence[int]]
     mean_max_prob: Sequence[float]
     strips: Sequence[StripReading] = ()
+    datasets: Sequence[str] = (ORIGINAL_DATASET,)  # those of the seeds: the claims are about MNIST digits
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,15 @@ def _palindrome_verdict(claim: Claim, m: Measured, other: Measured | None) -> tu
 def _gan_row(claim: Claim, gan: GanMeasured | None) -> ClaimRow:
     if gan is None or not gan.fid:
         return ClaimRow(claim, "–", "–", "–", UNMEASURED, "no finished GAN run")
+    row = _gan_verdict(claim, gan)
+    others = sorted(set(gan.datasets) - {ORIGINAL_DATASET})
+    if not others or row.verdict == UNMEASURED:
+        return row
+    return replace(row, verdict=OTHER_DATA + row.verdict,
+                   why=f"{row.why}; trained on {', '.join(others)}, not the original's MNIST")
+
+
+def _gan_verdict(claim: Claim, gan: GanMeasured) -> ClaimRow:
     if claim.kind == "gan_digits":
         fid, floor = statistics.fmean(gan.fid), statistics.fmean(gan.fid_floor)
         ratio = fid / floor if floor > 0 else math.inf
@@ -384,7 +396,8 @@ def gan_measured(results: Iterable[dict[str, Any]], strip_files: Iterable[dict[s
               if isinstance(s.get("classes"), list) and isinstance(s.get("confidences"), list)]
     return GanMeasured(min(int(r.get("epochs") or 0) for r in done), [r["fid"] for r in done],
                        [r["fid_floor"] for r in done], [r["class_histogram"] for r in done],
-                       [r["mean_max_prob"] for r in done], strips)
+                       [r["mean_max_prob"] for r in done], strips,
+                       [str(r.get("dataset") or ORIGINAL_DATASET) for r in done])
 
 
 # --- text --------------------------------------------------------------------------------------------

@@ -61,7 +61,9 @@ def rule_text() -> list[str]:
         f"Interpolation steps are good digits: the inner frames of strips between two different classes, read "
         f"with confidence ≥ {c.CONFIDENT}; holds when all are, partly when ≥ {c.pct(c.STRIP_PARTLY)} are.",
         f"A verdict marked \"quick:\" comes from runs shorter than the original's {c.ORIGINAL_EPOCHS} (GAN: "
-        f"{c.GAN_EPOCHS}) epochs: too few to judge a claim about convergence, whichever way it came out."]
+        f"{c.GAN_EPOCHS}) epochs: too few to judge a claim about convergence, whichever way it came out.",
+        "A GAN verdict marked \"other data:\" comes from a GAN trained on another dataset than the original's "
+        "MNIST (e.g. Fashion-MNIST): the same rule, applied to other images, checks the pipeline, not the claim."]
 
 
 def part_claims(report: Report, sweep: list[RunRecord], ablation: list[RunRecord], gan_runs: list[Path],
@@ -298,7 +300,7 @@ def config_section(report: Report, groups: dict[str, list[Path]]) -> None:
         keys = sorted({k for c in configs for k in c})
         varying = {k: sorted({json.dumps(c.get(k)) for c in configs}) for k in keys}
         fixed = {k: configs[0].get(k) for k in keys if len(varying[k]) == 1}
-        report.p(f"{name}: {len(runs)} runs. Settings shared by all of them:")
+        report.p(f"{name}: {plural(len(runs), 'run')}. Settings shared by all of them:")
         report.code(yaml.safe_dump(fixed, sort_keys=True).strip())
         swept = {k: sorted((json.loads(v) for v in vs), key=_number_first) for k, vs in varying.items() if len(vs) > 1}
         if swept:
