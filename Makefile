@@ -38,11 +38,15 @@ run: install
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/lstmgan sweep --config jobs/palindrome-sweep.yaml
 
 # The whole suite. SLURM and Docker tests run when their services are up (see .ci/run), else skip.
+# One pytest-xdist worker per usable core (nproc: the affinity mask), a test file per worker at a time, so a
+# file's shared fixtures (a trained reference run, the Docker image) are made once. TEST_WORKERS=0: serial.
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+PYTEST       := $(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadfile
 test: install
-	$(BIN)/python -m pytest -ra --durations=15
+	$(PYTEST) --durations=15
 
 test-fast: install
-	$(BIN)/python -m pytest -ra -m "not slurm and not docker and not slow"
+	$(PYTEST) -m "not slurm and not docker and not slow"
 
 lint: install
 	$(BIN)/pip install --quiet ruff==0.17.5

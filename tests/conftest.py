@@ -35,7 +35,10 @@ NO_CUDA = pytest.StashKey[str]()
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked cuda run where a CUDA device is visible and skip elsewhere; with LSTMGAN_REQUIRE_CUDA=1
-    (a GPU node) they fail instead, so a torch build that cannot use the GPU is never a quiet pass."""
+    (a GPU node) they fail instead, so a torch build that cannot use the GPU is never a quiet pass.
+    The Docker and SLURM tests come first: under pytest-xdist their files (an image build, a cluster's queue)
+    start at once on their own workers while the rest share the others."""
+    items.sort(key=lambda item: 0 if "docker" in item.keywords else 1 if "slurm" in item.keywords else 2)
     if torch.cuda.is_available():
         return
     why = cuda_problem() or "needs a CUDA device"
