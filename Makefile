@@ -18,7 +18,7 @@ DOCKER_BUILD_ARGS ?=
 DOCKER     ?= docker
 SIF        ?= lstmgan.sif
 
-.PHONY: install run test test-fast lint bench bench-gpu docker-build apptainer-build clean
+.PHONY: install run test test-fast lint bench bench-gpu docker-requirements docker-build apptainer-build clean
 
 # PyTorch's wheels for another CUDA, e.g. a driver older than the pinned torch's CUDA 13 build:
 # make clean install TORCH_INDEX=https://download.pytorch.org/whl/cu126 (CUDA 12 wheels, any CUDA 12 driver)
@@ -65,6 +65,11 @@ bench-gpu: install
 	$(BIN)/python benchmarks/gpu.py $(BENCH_GPU_ARGS) --json bench-gpu.json
 
 # The W&B key is never a build argument: give it at run time (docker run -e WANDB_API_KEY ...).
+# docker/requirements.txt: pyproject.toml's dependencies for the image's dependency layer (a test checks it).
+docker-requirements:
+	{ sed -n '1,3p' docker/requirements.txt; $(PYTHON) docker/requirements-from-pyproject.py pyproject.toml; } \
+		> docker/requirements.txt.new && mv docker/requirements.txt.new docker/requirements.txt
+
 docker-build:
 	$(DOCKER) build -f docker/Dockerfile \
 		--build-arg BASE_IMAGE=$(BASE_IMAGE) \

@@ -213,7 +213,7 @@ def test_no_wandb_key_in_image(image: dict) -> None:
     assert FAKE_KEY not in history
     assert FAKE_KEY not in json.dumps(image)
     # Stream `docker save` (layers are plain tars in it) and scan every byte; a known string is the control.
-    needles = {"key": FAKE_KEY.encode(), "control": b"requirements-from-pyproject"}
+    needles = {"key": FAKE_KEY.encode(), "control": b"/tmp/lstmgan-deps/requirements.txt"}
     found = {name: False for name in needles}
     keep = max(len(n) for n in needles.values())
     proc = subprocess.Popen(["docker", "save", IMAGE], env=ENV, stdout=subprocess.PIPE)
