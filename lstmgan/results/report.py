@@ -21,6 +21,7 @@ import yaml
 from lstmgan.errors import UserError
 from lstmgan.experiments import ABLATION, GAN
 from lstmgan.fs import read_text, write_text_atomic
+from lstmgan.results import ablation as ab
 from lstmgan.results import claims as c
 from lstmgan.results.document import Report
 from lstmgan.results.summary import Row, RunRecord, cell, load_runs, mean_std_text, series, summarise
@@ -82,9 +83,9 @@ def part_claims(report: Report, sweep: list[RunRecord], ablation: list[RunRecord
         report.p("Some verdicts are marked quick: their runs trained fewer epochs than the original's.")
     report.table(c.HEADERS, [row.cells() for row in rows])
     report.h(3, "What moves the long lengths: the ablation")
-    ranked = c.rank_factors(c.ablation_runs(ablation))
+    ranked = ab.rank_factors(ab.ablation_runs(ablation))
     if not ranked:
-        report.p(f"No finished ablation runs at lengths {', '.join(map(str, c.LONG_LENGTHS))} with a factor "
+        report.p(f"No finished ablation runs at lengths {', '.join(map(str, ab.LONG_LENGTHS))} with a factor "
                  "that took more than one value.")
     for model, effects in ranked.items():
         lengths = ", ".join(map(str, sorted({n for e in effects for n in e.lengths})))

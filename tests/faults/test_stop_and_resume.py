@@ -3,8 +3,9 @@ writer was refused, or finished with fewer epochs than it is later asked for —
 resumes it from its checkpoint, and it ends exactly like a run that was never stopped: the same metrics rows
 (times aside) and the same weights. One parametrised test, one uninterrupted reference per trainer.
 
-Each stop is a function that starts the real CLI in a subprocess, stops it and checks what that kind of stop
-promises on its own (its exit code, its one line, a whole checkpoint); the test then reruns and compares."""
+Each stop is a function that starts the real CLI (in a subprocess; the finished run in this process), stops it
+and checks what that kind of stop promises on its own (its exit code, its one line, a whole checkpoint); the
+test then reruns and compares."""
 
 from __future__ import annotations
 
