@@ -82,6 +82,18 @@ def check_real_folder(path: Path) -> None:
         raise UserError(f"{path} exists and is not a folder ({_kind(mode)}); choose another --out or --name")
 
 
+def check_real_folders(root: Path, path: Path) -> None:
+    """check_real_folder for every folder below `root` down to `path` (a sweep folder, then a run folder): a
+    link anywhere in lstmgan's own part of the path would send every write elsewhere. `root` (--out) may be a
+    link: the user chose it."""
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        parts, root = (path.name,), path.parent
+    for depth in range(1, len(parts) + 1):
+        check_real_folder(root.joinpath(*parts[:depth]))
+
+
 def make_folder(path: Path) -> None:
     """mkdir -p whose last component must end up a real folder (not a link to one); too long is bad input."""
     try:

@@ -103,13 +103,17 @@ def execute(show: Display, flow: Flow, jobs: Sequence[Job], resolved: Any, *, fo
 def preflight(jobs: Sequence[Job], out: Path, folder: Path) -> list[Any]:
     """Check the output folders and every run folder. Returns what each run would do (a rundir.State)."""
     from lstmgan.config import to_dict
-    from lstmgan.fs import check_real_folder, check_writable
+    from lstmgan.fs import check_real_folder, check_real_folders, check_writable
     from lstmgan.rundir import RunDir, decide
     from lstmgan.runner.status import job_alive
 
     check_writable(out)
     probe_writable(out)
-    check_real_folder(folder / "figures")  # the summary's figures go there: not through a link, found after training
+    # Links found only when writing would refuse after training: the sweep folders above the runs, and the
+    # summaries' figures/ in them, are checked here.
+    for sweep in dict.fromkeys([folder, *(job.run_dir.parent for job in jobs)]):
+        check_real_folders(out, sweep)
+        check_real_folder(sweep / "figures")
     return [decide(RunDir(job.run_dir), to_dict(job.config), force=job.force, check_checkpoint=job.checkpoint_check(),
                    job_alive=job_alive) for job in jobs]
 

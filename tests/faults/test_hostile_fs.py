@@ -40,6 +40,22 @@ def test_a_run_folder_that_is_a_link_is_refused_and_its_target_untouched(cli, tm
     assert snapshot(tmp_path) == before and sorted(os.listdir(outside)) == ["precious.txt"]
 
 
+@pytest.mark.parametrize("command", [
+    ["sweep", "--lengths", "3", "--models", "rnn", "--epochs", "1", "--jobs", "1", *TINY],
+    ["study", "--preset", "quick", "--set", "sweep.lengths=[3]", "--set", "sweep.epochs=1", "--wandb", "disabled"],
+], ids=["sweep", "study"])
+def test_a_sweep_folder_that_is_a_link_is_refused_before_any_run_trains(cli, tmp_path, command):
+    """The runs' parent, not only each run folder: found only when the summary was written, the runs had
+    already trained through the link into its target."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "palindrome").symlink_to(outside, target_is_directory=True)
+    r = cli(*command, "--quiet", "--out", tmp_path / "out")
+    one_line_refusal(r, str(tmp_path / "out" / "palindrome"), "symbolic link")
+    assert os.listdir(outside) == [] and os.listdir(tmp_path / "out") == ["palindrome"]
+
+
 def test_a_gan_run_whose_samples_folder_is_a_link_or_a_file_is_refused_before_anything_changes(cli, tmp_path):
     from idx import make_tiny_mnist
 
