@@ -124,3 +124,18 @@ def tiny_classifier(tiny_digits: tuple[torch.Tensor, ...]) -> tuple[torch.nn.Mod
     from lstmgan.gan.classifier import train_classifier
 
     return train_classifier(*tiny_digits, epochs=2, batch_size=32, lr=3e-3, seed=0, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_gan(tmp_path_factory: pytest.TempPathFactory):
+    """A GanConfig that trains on the CPU in seconds: tiny IDX digits (torchvision reads them), 100 images,
+    5 epochs of batches of 32 (a short last one), rows, grids, evaluation and checkpoints every few steps."""
+    from idx import make_tiny_mnist
+
+    from lstmgan.config import GanConfig
+
+    folder = tmp_path_factory.mktemp("mnist")
+    make_tiny_mnist(folder, n_train=256, n_test=128, layout="flat", noise=10)
+    return GanConfig(data_dir=str(folder), classifier=str(folder / "classifier.pt"), limit=100, epochs=5,
+                     batch_size=32, log_every=3, sample_every=7, eval_every=2, eval_samples=64, device="cpu",
+                     checkpoint_every=3)

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import torch
-from idx import make_tiny_mnist
 
 from lstmgan.config import GanConfig, PalindromeConfig, TrackingConfig
 from lstmgan.environment import GpuProbe, cuda_problem, describe, deterministic, no_tf32, usable_cpus
@@ -119,12 +118,8 @@ def test_a_palindrome_run_asked_to_stop_stops_at_an_epoch_and_resumes(tmp_path: 
 
 
 @pytest.fixture(scope="module")
-def tiny_cfg(tmp_path_factory: pytest.TempPathFactory) -> GanConfig:
-    folder = tmp_path_factory.mktemp("mnist")
-    make_tiny_mnist(folder, n_train=256, n_test=128, layout="flat", noise=10)
-    return GanConfig(data_dir=str(folder), classifier=str(folder / "classifier.pt"), limit=100, epochs=3,
-                     batch_size=32, log_every=3, sample_every=7, eval_every=0, eval_samples=64, device="cuda",
-                     checkpoint_every=2)
+def tiny_cfg(tiny_gan: GanConfig) -> GanConfig:
+    return replace(tiny_gan, epochs=3, eval_every=0, device="cuda", checkpoint_every=2)
 
 
 def stopping_at(looks_before_stop: int, seen: list[dict[str, Any]]) -> Callable[[GanConfig, Run], dict[str, Any]]:

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import torch
-from idx import make_tiny_mnist
 
 from lstmgan.config import GanConfig, TrackingConfig
 from lstmgan.errors import StopRequested
@@ -24,15 +23,6 @@ from lstmgan.rundir import RunDir
 from lstmgan.runner.job import Job, Run
 
 OFF = TrackingConfig(mode="disabled")
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> GanConfig:
-    folder = tmp_path_factory.mktemp("mnist")
-    make_tiny_mnist(folder, n_train=256, n_test=128, layout="flat", noise=10)
-    return GanConfig(data_dir=str(folder), classifier=str(folder / "classifier.pt"), limit=100, epochs=5,
-                     batch_size=32, log_every=3, sample_every=7, eval_every=2, eval_samples=64, device="cpu",
-                     checkpoint_every=3)
 
 
 def plain_loop(cfg: GanConfig) -> tuple[Generator, Discriminator, list[dict[str, Any]]]:
@@ -81,17 +71,17 @@ def same_weights(a: dict[str, dict[str, torch.Tensor]], b: dict[str, dict[str, t
 
 
 @pytest.fixture(scope="module")
-def whole(base: GanConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def whole(tiny_gan: GanConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One uninterrupted run, the reference for the resume tests."""
     folder = tmp_path_factory.mktemp("whole") / "run"
-    Job(run_gan, base, folder, OFF, step_key="step")()
+    Job(run_gan, tiny_gan, folder, OFF, step_key="step")()
     return folder
 
 
 # a short last batch of 4; and of 1, which is dropped (and deterministic kernels, scoped to the run)
 @pytest.mark.parametrize("limit, strict", [(100, False), (97, True)])
-def test_the_trainer_on_the_cpu_equals_the_plain_loop_bit_for_bit(base, tmp_path, limit, strict):
-    cfg = replace(base, limit=limit, epochs=3, checkpoint_every=0, deterministic=strict)
+def test_the_trainer_on_the_cpu_equals_the_plain_loop_bit_for_bit(tiny_gan, tmp_path, limit, strict):
+    cfg = replace(tiny_gan, limit=limit, epochs=3, checkpoint_every=0, deterministic=strict)
     result = Job(run_gan, cfg, tmp_path / "run", OFF, step_key="step")()
     assert result["numerics"]["deterministic_algorithms"] is strict and result["cuda_graphs"] is False
     assert not torch.are_deterministic_algorithms_enabled()
@@ -117,24 +107,24 @@ def stopping_after(calls: int, seen: list[dict[str, Any]]):
     return experiment
 
 
-def test_a_stop_between_checkpoints_checkpoints_there_and_resumes_bit_for_bit(base, whole, tmp_path):
+def test_a_stop_between_checkpoints_checkpoints_there_and_resumes_bit_for_bit(tiny_gan, whole, tmp_path):
     run_dir, seen = tmp_path / "run", []
     # 4 batches per epoch: looks 1-5 are epoch 1, 6-10 epoch 2, 11 starts epoch 3, 13 comes after step 10:
     # mid-epoch, mid metrics row (log_every=3), and before the first scheduled checkpoint (epoch 3).
     with pytest.raises(StopRequested):  # the trainer's stop: a KeyboardInterrupt, exit 130 at the CLI
-        Job(stopping_after(13, seen), base, run_dir, OFF, step_key="step")()
+        Job(stopping_after(13, seen), tiny_gan, run_dir, OFF, step_key="step")()
     ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     assert (ckpt["step"], ckpt["epoch"], ckpt["state"]["batch"], ckpt["meter"]["count"]) == (10, 2, 2, 1)
     assert not (run_dir / "result.json").exists()
 
-    resumed = Job(run_gan, base, run_dir, OFF, step_key="step")()
+    resumed = Job(run_gan, tiny_gan, run_dir, OFF, step_key="step")()
     assert resumed["resumed"] and resumed["steps"] == 20
     assert same_weights(weights(run_dir), weights(whole))
     assert batch_rows(run_dir) == batch_rows(whole)
     assert resumed["fid"] == json.loads((whole / "result.json").read_text())["fid"]
 
 
-def test_a_crash_between_checkpoints_resumes_from_the_last_one_and_drops_later_rows(base, whole, tmp_path):
+def test_a_crash_between_checkpoints_resumes_from_the_last_one_and_drops_later_rows(tiny_gan, whole, tmp_path):
     run_dir = tmp_path / "run"
 
     def crash_after_epoch_4(done: int, total: int, text: str) -> None:
@@ -142,12 +132,12 @@ def test_a_crash_between_checkpoints_resumes_from_the_last_one_and_drops_later_r
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        Job(run_gan, base, run_dir, OFF, step_key="step")(crash_after_epoch_4)
+        Job(run_gan, tiny_gan, run_dir, OFF, step_key="step")(crash_after_epoch_4)
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 3
     assert max(r["step"] for r in batch_rows(run_dir)) == 16  # rows of epoch 4 were written...
 
     seen: list[dict[str, Any]] = []
-    Job(stopping_after(10**9, seen), base, run_dir, OFF, step_key="step")()
+    Job(stopping_after(10**9, seen), tiny_gan, run_dir, OFF, step_key="step")()
     assert batch_rows(run_dir) == batch_rows(whole)  # ...and dropped on resume, then written again
     assert same_weights(weights(run_dir), weights(whole))
     # What a resume is handed: RNG states as CPU byte tensors (the only kind set_state accepts), whatever
@@ -157,9 +147,9 @@ def test_a_crash_between_checkpoints_resumes_from_the_last_one_and_drops_later_r
     assert len(rngs) >= 3 and all(t.device.type == "cpu" and t.dtype == torch.uint8 for t in rngs)
 
 
-def test_progress_counts_batches_of_the_whole_run_and_reaches_the_total_once(base, tmp_path):
+def test_progress_counts_batches_of_the_whole_run_and_reaches_the_total_once(tiny_gan, tmp_path):
     calls: list[tuple[int, int, str]] = []
-    Job(run_gan, replace(base, epochs=2), tmp_path / "run", OFF, step_key="step")(
+    Job(run_gan, replace(tiny_gan, epochs=2), tmp_path / "run", OFF, step_key="step")(
         lambda done, total, text: calls.append((done, total, text)))
     assert {total for _, total, _ in calls} == {8}
     assert [done for done, _, _ in calls if done == 8] == [8] and calls[-1][0] == 8
@@ -168,7 +158,7 @@ def test_progress_counts_batches_of_the_whole_run_and_reaches_the_total_once(bas
     assert done == sorted(done)
 
 
-def test_checkpoints_come_every_checkpoint_every_epochs_and_at_the_end(base, tmp_path, monkeypatch):
+def test_checkpoints_come_every_checkpoint_every_epochs_and_at_the_end(tiny_gan, tmp_path, monkeypatch):
     saved: list[int] = []
     write = RunDir.save_checkpoint  # called by the background writer: watched where the file is written
 
@@ -177,7 +167,7 @@ def test_checkpoints_come_every_checkpoint_every_epochs_and_at_the_end(base, tmp
         write(self, ckpt)
 
     monkeypatch.setattr(RunDir, "save_checkpoint", recording)
-    Job(run_gan, base, tmp_path / "run", OFF, step_key="step")()
+    Job(run_gan, tiny_gan, tmp_path / "run", OFF, step_key="step")()
     assert saved == [3, 5]
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["epoch"] == 5
 
@@ -232,8 +222,8 @@ def test_the_background_writer_keeps_order_drains_and_hands_failures_back() -> N
     assert done[-1] == 99
 
 
-def test_sample_grids_are_written_and_the_result_says_what_precision_trained(base, tmp_path):
-    result = Job(run_gan, replace(base, epochs=2), tmp_path / "run", OFF, step_key="step")()
+def test_sample_grids_are_written_and_the_result_says_what_precision_trained(tiny_gan, tmp_path):
+    result = Job(run_gan, replace(tiny_gan, epochs=2), tmp_path / "run", OFF, step_key="step")()
     assert [g["step"] for g in result["grids"]] == [0, 7, 8]
     assert all((tmp_path / "run" / g["path"]).stat().st_size > 0 for g in result["grids"])
     assert not list((tmp_path / "run" / "samples").glob(".*.tmp"))

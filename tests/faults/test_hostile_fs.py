@@ -174,11 +174,22 @@ def test_a_run_folder_name_too_long_for_the_file_system_is_bad_input(tmp_path):
     assert not (tmp_path / "palindrome").exists() or os.listdir(tmp_path / "palindrome") == []
 
 
+def forge_checkpoint(cli, tmp_path, run):
+    """Put weights of hidden size 32 into run's checkpoint under its own config (hidden 16): only loading the
+    weights into the run's model can tell."""
+    import torch
+
+    big = tmp_path / "big" / "palindrome-runs" / "rnn-L4-s0"
+    assert cli(*ARGS, "--epochs", "1", "--set", "hidden=32", "--out", tmp_path / "big").code == 0
+    forged = torch.load(big / "checkpoint.pt", weights_only=True)
+    forged["config"] = torch.load(run / "checkpoint.pt", weights_only=True)["config"]  # claims hidden=16
+    torch.save(forged, run / "checkpoint.pt")
+
+
 def test_a_forged_checkpoint_whose_weights_do_not_fit_is_refused_by_the_fit_check_before_any_change(
         cli, tmp_path, trained):
     """The checkpoint's own config can lie; the trainer's fit check (weights into the model the config
     builds) is run by `decide` before prepare writes anything."""
-    import torch
 
     from lstmgan.config import PalindromeConfig, from_dict, run_config_dict
     from lstmgan.errors import UserError
@@ -187,11 +198,7 @@ def test_a_forged_checkpoint_whose_weights_do_not_fit_is_refused_by_the_fit_chec
     from lstmgan.rundir import RunDir, prepare
 
     run, _ = trained
-    big = tmp_path / "big" / "palindrome-runs" / "rnn-L4-s0"
-    assert cli(*ARGS, "--epochs", "1", "--set", "hidden=32", "--out", tmp_path / "big").code == 0
-    forged = torch.load(big / "checkpoint.pt", weights_only=True)
-    forged["config"] = torch.load(run / "checkpoint.pt", weights_only=True)["config"]  # claims hidden=16
-    torch.save(forged, run / "checkpoint.pt")
+    forge_checkpoint(cli, tmp_path, run)
     stored = yaml.safe_load((run / "config.yaml").read_text())
     cfg = from_dict(PalindromeConfig, {**stored, "epochs": 3}, "config.yaml")
     config = run_config_dict(cfg)
@@ -224,14 +231,8 @@ def test_a_too_long_out_is_bad_input_through_the_cli(cli, tmp_path):
 
 
 def test_a_forged_checkpoint_is_bad_input_through_the_cli_and_the_run_stays_as_it_was(cli, tmp_path, trained):
-    import torch
-
     run, _ = trained
-    big = tmp_path / "big" / "palindrome-runs" / "rnn-L4-s0"
-    assert cli(*ARGS, "--epochs", "1", "--set", "hidden=32", "--out", tmp_path / "big").code == 0
-    forged = torch.load(big / "checkpoint.pt", weights_only=True)
-    forged["config"] = torch.load(run / "checkpoint.pt", weights_only=True)["config"]  # claims hidden=16
-    torch.save(forged, run / "checkpoint.pt")
+    forge_checkpoint(cli, tmp_path, run)
     before = snapshot(run)
     r = cli(*ARGS, "--epochs", "3", "--out", tmp_path / "out")
     one_line_refusal(r, str(run / "checkpoint.pt"), "does not fit this run's model", "size mismatch", "--force")
