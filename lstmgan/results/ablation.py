@@ -7,7 +7,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lstmgan.results.claims import pct
@@ -38,30 +38,31 @@ class FactorEffect:
     model: str
     factor: str
     effect: float
-    means: dict[Any, float] = field(default_factory=dict)
-    lengths: tuple[int, ...] = ()
-    by_length: dict[int, dict[Any, float]] = field(default_factory=dict)
+    means: dict[Any, float]
+    by_length: dict[int, dict[Any, float]]
+
+    @property
+    def lengths(self) -> tuple[int, ...]:
+        return tuple(self.by_length)
 
     @property
     def best(self) -> Any:
-        return max(self.means, key=lambda v: self.means[v])
+        return max(self.means, key=self.means.__getitem__)
 
     @property
     def worst(self) -> Any:
-        return min(self.means, key=lambda v: self.means[v])
+        return min(self.means, key=self.means.__getitem__)
 
     def text(self) -> str:
         if self.effect == 0:
             return f"{self.factor} does not move it ({pct(self.means[self.best])} with each value)"
-        per_length = {n: means for n, means in self.by_length.items()} or {0: self.means}
-        parts = []
-        for n, means in per_length.items():
+        parts, bests = [], set()
+        for n, means in self.by_length.items():
             best, worst = max(means, key=means.__getitem__), min(means, key=means.__getitem__)
-            parts.append(f"{f'L = {n}: ' if n else ''}best {best}: {pct(means[best])}, worst {worst}: "
-                         f"{pct(means[worst])}")
-        turns = len({max(m, key=m.__getitem__) for m in per_length.values()}) > 1
+            parts.append(f"L = {n}: best {best}: {pct(means[best])}, worst {worst}: {pct(means[worst])}")
+            bests.add(best)
         return (f"{self.factor} moves it by {100 * self.effect:.1f} points ({'; '.join(parts)})"
-                + (", its best value changing with the length" if turns else ""))
+                + (", its best value changing with the length" if len(bests) > 1 else ""))
 
 
 def rank_factors(runs: Iterable[AblationRun], factors: Sequence[str] = FACTORS,
@@ -83,7 +84,7 @@ def rank_factors(runs: Iterable[AblationRun], factors: Sequence[str] = FACTORS,
             if by_length:
                 spread = statistics.fmean(max(m.values()) - min(m.values()) for m in by_length.values())
                 means = _means((r for r in model_runs if r.length in by_length), factor)
-                effects.append(FactorEffect(model, factor, spread, means, tuple(by_length), by_length))
+                effects.append(FactorEffect(model, factor, spread, means, by_length))
         ranked[model] = sorted(effects, key=lambda e: -e.effect)
     return ranked
 

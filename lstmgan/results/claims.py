@@ -45,7 +45,6 @@ CONFIDENT = 0.9  # the classifier's max-probability that reads an image as a dig
 STRIP_PARTLY = 0.5  # share of good inner frames for "partly"
 
 
-
 @dataclass(frozen=True)
 class Claim:
     """One statement of the original. `value`: the number its kind needs (the "about" accuracy, the epoch
