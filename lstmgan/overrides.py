@@ -10,7 +10,8 @@ import yaml
 
 from lstmgan.config import C, PalindromeConfig, _grid_values, _text, apply
 from lstmgan.errors import UserError
-from lstmgan.fs import YamlTooLarge, open_regular, parse_yaml
+from lstmgan.bounded_yaml import YamlTooLarge, parse_yaml
+from lstmgan.fs import open_regular
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024  # job files are a few KB; a bigger "config" is the wrong file (or a log)
 

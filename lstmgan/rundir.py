@@ -29,6 +29,7 @@ from typing import Any
 import torch
 import yaml
 
+from lstmgan.bounded_yaml import parse_yaml
 from lstmgan.errors import UserError, first_line
 from lstmgan.fs import (
     LIMITS,
@@ -37,7 +38,6 @@ from lstmgan.fs import (
     is_temp,
     make_folder,
     open_regular,
-    parse_yaml,
     read_jsonl,
     read_text,
     save_torch_atomic,

@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-import yaml
 
 from lstmgan import fs
 from lstmgan.errors import UserError
@@ -116,24 +115,6 @@ def test_a_name_too_long_is_bad_input(tmp_path):
         fs.write_text_atomic(tmp_path / ("n" * 300) / "config.yaml", "x")
     with pytest.raises(UserError, match="too long for the file system"):
         fs.check_writable(tmp_path / ("n" * 300))
-
-
-BOMB = "[&a [x, x, x, x, x, x, x, x, x, x], " + ", ".join(f"&{c} [{', '.join([f'*{p}'] * 10)}]"
-                                                        for p, c in zip("abcdefgh", "bcdefghi")) + "]"
-
-
-def test_yaml_whose_aliases_expand_past_the_bound_is_refused_before_it_is_built():
-    with pytest.raises(fs.YamlTooLarge, match="more than 100,000 values"):
-        fs.parse_yaml(BOMB)
-    with pytest.raises(fs.YamlTooLarge, match="contains it"):
-        fs.parse_yaml("&a [1, *a]")
-    assert issubclass(fs.YamlTooLarge, yaml.YAMLError)  # every YAML reader's existing handler catches it
-
-
-def test_yaml_with_a_few_aliases_and_merge_keys_loads_as_safe_load_does():
-    text = "base: &b {hidden: 64, lr: 0.001}\nrun: {<<: *b, lr: 0.003}\nlengths: &l [3, 4]\nagain: *l\n"
-    assert fs.parse_yaml(text) == yaml.safe_load(text)
-    assert fs.parse_yaml("[" + ", ".join(["&x 1"] + ["*x"] * 99_000) + "]") == [1] * 99_001
 
 
 def test_read_tail_takes_the_last_bytes_of_a_regular_file_only(tmp_path):
