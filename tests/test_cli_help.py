@@ -4,6 +4,7 @@ import importlib.metadata
 import re
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -87,6 +88,19 @@ def test_importing_the_cli_loads_neither_torch_nor_pydantic_nor_submitit_nor_wan
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_commands_help_loads_no_pydantic_either():
+    # typer would convert its own unset --help/--install-completion flags through pydantic (0.15 s)
+    code = textwrap.dedent("""
+        import contextlib, io, sys
+        from lstmgan.cli.main import main
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            code = main(["sweep", "--help"])
+        print(code, "Usage: lstmgan sweep" in out.getvalue(), "pydantic" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["0", "True", "False"]
 
 
 def test_configs_lists_the_packaged_job_files_and_cluster_profiles(cli, monkeypatch):

@@ -45,6 +45,21 @@ def reopen_closed_streams() -> None:
 reopen_closed_streams()
 
 import typer  # noqa: E402
+import typer.core  # noqa: E402
+
+
+def skip_unset_flags(process_value):  # type: ignore[no-untyped-def]
+    """typer 0.29 converts the unset (None) value of the flags it adds itself (--help, --install-completion,
+    --show-completion) through a pydantic TypeAdapter, so `lstmgan sweep --help` spent 0.15 s importing pydantic
+    for nothing (benchmarks/cli_help.py). An unset flag has nothing to convert: its callback sees None as before."""
+    def process(self, ctx, value):  # type: ignore[no-untyped-def]
+        if value is None and not self.required and self.type_descriptor.annotation is bool:
+            return self.callback(ctx, self, None) if self.callback else None
+        return process_value(self, ctx, value)
+    return process
+
+
+typer.core._TyperParameter.process_value = skip_unset_flags(typer.core._TyperParameter.process_value)
 
 from lstmgan import __version__  # noqa: E402
 from lstmgan.choices import MAX_RUNS, SWEEP_AXES, allow_runs  # noqa: E402
