@@ -192,10 +192,3 @@ class Job:
         return result
 
 
-@dataclass
-class Outcome:
-    job: Job
-    result: dict[str, Any] | None = None
-    submitit_job: Any = field(default=None, repr=False)
-
-

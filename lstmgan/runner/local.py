@@ -20,7 +20,6 @@ from lstmgan.errors import StopRequested
 from lstmgan.runner.job import (
     STOP_SIGNALS,
     Job,
-    Outcome,
     Progress,
     handle_stop_signals,
     stop_on_signals,
@@ -28,15 +27,12 @@ from lstmgan.runner.job import (
 )
 
 
-def run_inprocess(jobs: Sequence[Job], progress: Callable[[int, Job], Progress] | None = None) -> list[Outcome]:
+def run_inprocess(jobs: Sequence[Job], progress: Callable[[int, Job], Progress] | None = None) -> list[dict[str, Any]]:
     """Run jobs one after another in this process (the default for local work). The first Ctrl-C or
     SIGTERM checkpoints the run under way and stops (StopRequested, a KeyboardInterrupt); queued runs never
     start; a second Ctrl-C stops at once."""
-    outcomes = []
     with stop_on_signals():
-        for i, job in enumerate(jobs):
-            outcomes.append(Outcome(job, result=job(progress(i, job) if progress else None)))
-    return outcomes
+        return [job(progress(i, job) if progress else None) for i, job in enumerate(jobs)]
 
 
 class RunDied(Exception):
@@ -132,7 +128,7 @@ def _died(jobs: Sequence[Job], dead: list[tuple[int, int | None]]) -> RunDied:
 
 
 def run_parallel(jobs: Sequence[Job], workers: int,
-                 progress: Callable[[int, Job], Progress] | None = None) -> list[Outcome]:
+                 progress: Callable[[int, Job], Progress] | None = None) -> list[dict[str, Any] | None]:
     """Run jobs in `workers` local processes, the CPUs shared between them. Worker processes are spawned
     (never forked), which is safe with CUDA; the first error is raised here (as run_inprocess would raise
     it) once the other running jobs stopped at their next checkpoint.
@@ -178,7 +174,7 @@ def run_parallel(jobs: Sequence[Job], workers: int,
                 raise
         pool.shutdown(wait=True)
         runs.read(pool)
-        return [Outcome(job, result=f.result()) for f, job in zip(futures, jobs)]
+        return [f.result() for f in futures]
     finally:
         events.close()
         events.cancel_join_thread()  # nothing left to send that anyone reads

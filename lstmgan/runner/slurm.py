@@ -45,10 +45,9 @@ from lstmgan.errors import StopRequested, UserError, first_line
 from lstmgan.fs import write_json_atomic
 from lstmgan.overrides import load_yaml
 from lstmgan.rundir import TASK
-from lstmgan.runner import submitit_adapter
-from lstmgan.runner.job import Job, Outcome, stop_on_signals
+from lstmgan.runner.job import Job, stop_on_signals
 from lstmgan.runner.status import RECORD, SUBMITIT, refuse_if_active, slurm_tool
-from lstmgan.runner.submitit_adapter import TimedSlurmExecutor, requeue_signal
+from lstmgan.runner.submitit_adapter import TimedSlurmExecutor, convert_parameters, requeue_signal, submission_script
 from lstmgan.tracking.tracker import offline_tracking
 from lstmgan.words import plural
 
@@ -181,13 +180,8 @@ def make_executor(folder: Path, profile: ClusterProfile, name: str, *, preview: 
               "additional_parameters": sbatch_options(profile.sbatch) or None}
     # generic names (timeout_min, mem_gb, …) → sbatch's, with submitit's own unit conversion
     params = {k: v for k, v in params.items() if v is not None}
-    executor.update_parameters(**submitit_adapter.convert_parameters(executor, params))
+    executor.update_parameters(**convert_parameters(executor, params))
     return executor
-
-
-def sbatch_script(executor: SlurmExecutor, tasks: int) -> str:
-    """The sbatch script submitit writes for `tasks` array tasks (a single job when tasks == 1)."""
-    return submitit_adapter.submission_script(executor, tasks)
 
 
 def plan_tasks(jobs: Sequence[Job], profile: ClusterProfile) -> list[list[Job]]:
@@ -209,7 +203,7 @@ def preview(jobs: Sequence[Job], sweep_dir: Path, profile: ClusterProfile, sourc
              f"{executor.folder}; nothing was submitted"]
     for i, task in enumerate(tasks):
         lines.append(f"#   task {i}: " + ", ".join(str(job.run_dir) for job in task))
-    return "\n".join(lines) + "\n" + sbatch_script(executor, len(tasks))
+    return "\n".join(lines) + "\n" + submission_script(executor, len(tasks))
 
 
 def gpu_warning(jobs: Sequence[Job], profile: ClusterProfile) -> str | None:
@@ -269,22 +263,20 @@ def submit(jobs: Sequence[Job], sweep_dir: Path, profile: ClusterProfile, source
     executor = make_executor(folder, profile, f"lstmgan-{sweep_dir.name}")
     jobs = [replace(job, tracking=offline_tracking(job.tracking)) for job in jobs]
     tasks = plan_tasks(jobs, profile)
-    check_request(sbatch_script(executor, len(tasks)), profile)
+    check_request(submission_script(executor, len(tasks)), profile)
     fresh = not folder.exists()
     try:
         # one Job per task when each task has one run (a requeue pickles exactly what it runs)
-        outcomes = run_submitit([t if len(t) > 1 else t[0] for t in tasks], executor)
+        submitted = executor.map_array(RunJob(), [t if len(t) > 1 else t[0] for t in tasks])
     except (FailedJobError, FailedSubmissionError) as e:
         if fresh:  # leave no pickles of a submission that never reached the queue
             shutil.rmtree(folder, ignore_errors=True)
         raise UserError(_submission_error(e)) from None
-    job_ids: dict[str, list[str]] = {}
-    for o in outcomes:
-        job_ids.setdefault(o.submitit_job.job_id, []).append(o.job.run_dir.name)
     record = {
-        "job_id": outcomes[0].submitit_job.job_id.split("_")[0],
-        "tasks": [{"job_id": jid, "runs": runs} for jid, runs in job_ids.items()],
-        "runs_per_task": max(len(runs) for runs in job_ids.values()),
+        "job_id": submitted[0].job_id.split("_")[0],
+        "tasks": [{"job_id": sj.job_id, "runs": [job.run_dir.name for job in task]}
+                  for sj, task in zip(submitted, tasks)],
+        "runs_per_task": max(len(task) for task in tasks),
         "submitit_folder": SUBMITIT,
         "profile": to_dict(profile),
         "profile_source": source,
@@ -356,14 +348,3 @@ class RunJob(submitit.helpers.Checkpointable):
             raise RuntimeError(f"{len(failed)} of {plural(len(batch), 'run')} failed; first: {job.label}: "
                                f"{first_line(e)}") from e
         return results if isinstance(jobs, list) else results[0]
-
-
-def run_submitit(jobs: Sequence[Job] | Sequence[list[Job]], executor: submitit.Executor) -> list[Outcome]:
-    """Submit the tasks as one array (map_array) without waiting: each task is a Job or a list of Jobs."""
-    tasks = list(jobs)
-    submitted = executor.map_array(RunJob(), tasks)
-    outcomes = []
-    for task, sj in zip(tasks, submitted):
-        for job in task if isinstance(task, list) else [task]:
-            outcomes.append(Outcome(job, submitit_job=sj))
-    return outcomes

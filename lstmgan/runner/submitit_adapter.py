@@ -20,8 +20,6 @@ from typing import Any
 from submitit.core.job_environment import JobEnvironment
 from submitit.slurm.slurm import SlurmExecutor
 
-TESTED_VERSIONS = ">=1.5.1,<1.6"
-
 
 class TimedSlurmExecutor(SlurmExecutor):
     SUBMIT_TIMEOUT_S = 60
