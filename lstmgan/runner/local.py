@@ -46,16 +46,6 @@ class RunDied(Exception):
 _EVENTS: Any = None
 
 
-class _QueueProgress:
-    """Progress from a worker process, onto the event queue the parent reads."""
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-    def __call__(self, done: int, total: int, text: str) -> None:
-        _EVENTS.put(("progress", self.index, (done, total, text)))
-
-
 def _init_worker(threads: int, events: Any) -> None:
     """In each worker: Ctrl-C/SIGTERM only ask the runs to stop at their next checkpoint, however many
     arrive (a terminal's Ctrl-C reaches the worker and the parent forwards it too; a second one from the user
@@ -67,9 +57,12 @@ def _init_worker(threads: int, events: Any) -> None:
 
 
 def _call(job: Job, index: int) -> dict[str, Any] | None:
+    def progress(done: int, total: int, text: str) -> None:  # onto the event queue the parent reads
+        _EVENTS.put(("progress", index, (done, total, text)))
+
     _EVENTS.put(("start", index, os.getpid()))
     try:
-        return job(_QueueProgress(index))
+        return job(progress)
     except StopRequested:
         return None  # stopped on request: nothing to report, and no traceback to ship to the parent
     finally:
