@@ -102,16 +102,21 @@ def make_folder(path: Path) -> None:
     check_real_folder(path)
 
 
-def open_folder(path: Path) -> int:
-    """An fd of the folder `path` (created if missing), opened without following a link at its last
-    component: the checks hold for the folder the fd names, whatever is renamed meanwhile."""
+@contextmanager
+def open_folder(path: Path) -> Iterator[int]:
+    """An fd of the folder `path` (created if missing) for a block, opened without following a link at its
+    last component: the checks hold for the folder the fd names, whatever is renamed meanwhile."""
     make_folder(path)
     try:
-        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | NOFOLLOW)
     except OSError as e:
         if e.errno in (errno.ELOOP, errno.ENOTDIR):
             check_real_folder(path)  # raises the one-line refusal
         raise too_long(e, path) from None
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 # --- writes ----------------------------------------------------------------------------------------
@@ -150,12 +155,8 @@ def write_bytes_atomic(path: Path, data: bytes | memoryview) -> None:
     with O_EXCL inside it, and the rename replaces a link at `path` rather than writing where it points. On
     any failure (a full disk, Ctrl-C, SIGTERM) the temp file is removed and `path` keeps its old content."""
     path = Path(path)
-    dir_fd = open_folder(path.parent)
-    try:
-        with _signals_raise():
-            _write_in(dir_fd, path, data)
-    finally:
-        os.close(dir_fd)
+    with open_folder(path.parent) as dir_fd, _signals_raise():
+        _write_in(dir_fd, path, data)
 
 
 def write_bytes_once(path: Path, data: bytes) -> bool:
@@ -163,12 +164,8 @@ def write_bytes_once(path: Path, data: bytes) -> bool:
     same rules as write_bytes_atomic: a whole temp file, then link() (which never replaces nor follows).
     Returns whether this call created it."""
     path = Path(path)
-    dir_fd = open_folder(path.parent)
-    try:
-        with _signals_raise():
-            return _write_in(dir_fd, path, data, once=True)
-    finally:
-        os.close(dir_fd)
+    with open_folder(path.parent) as dir_fd, _signals_raise():
+        return _write_in(dir_fd, path, data, once=True)
 
 
 def _write_in(dir_fd: int, path: Path, data: bytes | memoryview, *, once: bool = False) -> bool:

@@ -112,11 +112,8 @@ class RunLock:
     def acquire(self) -> None:
         token = secrets.token_hex(8)
         data = json.dumps(self._me(token)).encode()
-        dir_fd = open_folder(self.folder)  # created if missing; a link is refused
-        try:
+        with open_folder(self.folder) as dir_fd:  # created if missing; a link is refused
             self._acquire(dir_fd, token, data)
-        finally:
-            os.close(dir_fd)
 
     def _acquire(self, dir_fd: int, token: str, data: bytes) -> None:
         for _ in range(20):
