@@ -255,8 +255,7 @@ def check_metrics(run: RunDir, ckpt: dict[str, Any]) -> None:
 def _misfit(e: Exception) -> str:
     """What does not fit: load_state_dict's first line is only a heading ("Error(s) in loading …:")."""
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    text = lines[1] if len(lines) > 1 and lines[0].endswith(":") else first_line(e)
-    return text if len(text) <= 160 else text[:160].rsplit(" ", 1)[0] + " …"
+    return first_line(Exception(lines[1]) if len(lines) > 1 and lines[0].endswith(":") else e, 160)
 
 
 def decide(run: RunDir, config: dict[str, Any], *, force: bool, check_checkpoint: CheckpointCheck | None = None,
