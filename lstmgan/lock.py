@@ -62,12 +62,6 @@ class RunLock:
         self.job_alive = job_alive
         self.token: str | None = None
 
-    @staticmethod
-    def _me(token: str) -> dict[str, Any]:
-        job, task = _slurm_task()
-        return {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": job, "slurm_array_task": task,
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "token": token}
-
     def holder(self) -> dict[str, Any] | None:
         """The lock's content; {} for an unreadable or torn one; None when there is no lock. A lock that is
         no regular file of a lock's size raises the one-line UserError naming it."""
@@ -92,16 +86,14 @@ class RunLock:
             return self.job_alive(str(holder["slurm_job_id"]), None if task is None else str(task)) is False
         return False
 
-    def describe(self, holder: dict[str, Any]) -> str:
+    def _refuse(self, holder: dict[str, Any]) -> UserError:
         who = f"PID {holder.get('pid')} on {holder.get('host')}"
         if holder.get("slurm_job_id"):
             task = holder.get("slurm_array_task")
             who += f", SLURM job {holder['slurm_job_id']}" + (f"_{task}" if task is not None else "")
-        return who + (f", since {holder['started']}" if holder.get("started") else "")
-
-    def _refuse(self, holder: dict[str, Any]) -> UserError:
-        return UserError(f"{self.folder} is being written by another command ({self.describe(holder)}); wait "
-                         f"for it to end (or stop it), then rerun; if it is gone, delete {self.path}")
+        who += f", since {holder['started']}" if holder.get("started") else ""
+        return UserError(f"{self.folder} is being written by another command ({who}); wait for it to end (or "
+                         f"stop it), then rerun; if it is gone, delete {self.path}")
 
     def check(self) -> None:
         """Refuse (read-only) if a live writer holds the folder."""
@@ -111,34 +103,34 @@ class RunLock:
 
     def acquire(self) -> None:
         token = secrets.token_hex(8)
-        data = json.dumps(self._me(token)).encode()
+        job, task = _slurm_task()
+        data = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": job,
+                           "slurm_array_task": task, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                           "token": token}).encode()
         with open_folder(self.folder) as dir_fd:  # created if missing; a link is refused
-            self._acquire(dir_fd, token, data)
-
-    def _acquire(self, dir_fd: int, token: str, data: bytes) -> None:
-        for _ in range(20):
-            try:
-                fd = os.open(LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY | NOFOLLOW, 0o644, dir_fd=dir_fd)
-            except FileExistsError:
-                holder = self.holder()
-                if holder is None:
-                    continue  # released meanwhile: try again
-                if not self.is_stale(holder):
-                    raise self._refuse(holder) from None
-                self._break(holder)
-                continue
-            except OSError as e:
-                raise with_path(e, self.path) from None
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            except OSError as e:
+            for _ in range(20):
+                try:
+                    fd = os.open(LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY | NOFOLLOW, 0o644, dir_fd=dir_fd)
+                except FileExistsError:
+                    holder = self.holder()
+                    if holder is None:
+                        continue  # released meanwhile: try again
+                    if not self.is_stale(holder):
+                        raise self._refuse(holder) from None
+                    self._break(holder)
+                    continue
+                except OSError as e:
+                    raise with_path(e, self.path) from None
+                try:
+                    os.write(fd, data)
+                    os.fsync(fd)
+                except OSError as e:
+                    os.close(fd)
+                    os.unlink(LOCK, dir_fd=dir_fd)
+                    raise with_path(e, self.path) from None
                 os.close(fd)
-                os.unlink(LOCK, dir_fd=dir_fd)
-                raise with_path(e, self.path) from None
-            os.close(fd)
-            self.token = token
-            return
+                self.token = token
+                return
         raise UserError(f"could not take the lock {self.path} (other commands keep taking it); rerun")
 
     def _break(self, judged: dict[str, Any]) -> None:
