@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
@@ -38,8 +38,7 @@ from lstmgan.tracking.tracker import Tracker
 log = logging.getLogger(__name__)
 
 
-class Progress(Protocol):
-    def __call__(self, done: int, total: int, text: str) -> None: ...
+Progress = Callable[[int, int, str], None]  # (done, total, text)
 
 
 def log_progress(label: str) -> Progress:
