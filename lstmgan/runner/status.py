@@ -20,13 +20,9 @@ from lstmgan.fs import NotRegular, read_tail, read_text
 from lstmgan.rundir import TASK, RunDir
 
 RECORD = "slurm.json"
-
-
+SUBMITIT = "submitit"  # submitit's folder in a sweep folder
 SETTLE_S = 30.0  # --wait: how long to wait for sacct to catch up once every run is over
-
-
 TOOL_TIMEOUT_S = 60  # sbatch, sacct, squeue: a healthy controller answers in well under a second
-
 
 # sacct states after which a task will not run again (a requeued task goes back to PENDING).
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
@@ -255,6 +251,3 @@ def wait(sweep_dir: Path, record: dict[str, Any], report: Callable[[list[TaskSta
             if all(s.state in FINAL_STATES for s in statuses) or time.monotonic() - over_since > SETTLE_S:
                 return statuses
         time.sleep(poll_s)
-
-
-SUBMITIT = "submitit"
