@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 
-def plural(count: int, noun: str, many: str | None = None) -> str:
-    """`1 run`, `0 runs`, `3 runs`; `many` for nouns whose plural is not noun + s."""
-    return f"{count} {noun if count == 1 else many or noun + 's'}"
+def plural(count: int, noun: str) -> str:
+    """`1 run`, `0 runs`, `3 runs`."""
+    return f"{count} {noun if count == 1 else noun + 's'}"
