@@ -281,10 +281,10 @@ def decide(run: RunDir, config: dict[str, Any], *, force: bool, check_checkpoint
         raise UserError(f"{run.path} holds a run with another config ({'; '.join(diff[:3])}); "
                         f"rerun with --force to replace it, or choose another --name/--out")
     wanted_epochs, stored_epochs = config.get("epochs"), stored.get("epochs")
-    more = isinstance(wanted_epochs, int) and isinstance(stored_epochs, int) and wanted_epochs > stored_epochs
-    result, _ = run.result_or_reason()
-    if result is not None and isinstance(wanted_epochs, int) and isinstance(stored_epochs, int) \
-            and wanted_epochs < stored_epochs:
+    both = isinstance(wanted_epochs, int) and isinstance(stored_epochs, int)
+    more = both and wanted_epochs > stored_epochs
+    result = run.result()
+    if result is not None and both and wanted_epochs < stored_epochs:
         raise UserError(f"{run.path} finished {stored_epochs} epochs, more than the {wanted_epochs} asked for; "
                         f"ask for {stored_epochs} (or more, to continue it), or rerun with --force")
     if result is not None and not more:
