@@ -92,17 +92,14 @@ class _Runs:
             elif index in self.reporters:
                 self.reporters[index](*data)
 
-    def running(self) -> list[int]:
-        return [i for i in self.pids if i not in self.ended]
+    def running(self) -> list[tuple[int, Any]]:
+        """(run index, worker process) of the runs under way in a known process."""
+        return [(i, self.processes[pid]) for i, pid in self.pids.items()
+                if i not in self.ended and pid in self.processes]
 
     def dead(self) -> list[tuple[int, int | None]]:
         """(run index, exit code) of the runs whose worker ended before the run did."""
-        out = []
-        for index in self.running():
-            process = self.processes.get(self.pids[index])
-            if process is not None and process.exitcode is not None:
-                out.append((index, process.exitcode))
-        return out
+        return [(i, process.exitcode) for i, process in self.running() if process.exitcode is not None]
 
 
 def _died(jobs: Sequence[Job], dead: list[tuple[int, int | None]]) -> RunDied:
@@ -222,7 +219,7 @@ def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor, runs: _Runs, at_
 
     def busy() -> bool:
         runs.read(pool)
-        return any(runs.processes[runs.pids[i]].is_alive() for i in runs.running() if runs.pids[i] in runs.processes)
+        return any(process.is_alive() for _, process in runs.running())
 
     try:
         while not at_once and busy() and time.monotonic() < deadline:
