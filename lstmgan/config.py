@@ -133,7 +133,6 @@ class SweepConfig(Rules):
 
     def runs(self) -> list[PalindromeConfig]:
         """lengths × models × grid points × seeds, each a validated per-run config (at most the cap)."""
-        self.check_count()
         return [dataclasses.replace(self.run, **point, model=model, length=length, seed=seed)
                 for length, model, point, seed in itertools.product(self.lengths, self.models, self.grid_points(),
                                                                     self.seeds)]
