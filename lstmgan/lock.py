@@ -21,7 +21,7 @@ JobAlive = Callable[[str, str | None], bool | None]
 LOCK = ".lstmgan.lock"
 
 
-def _slurm_task() -> tuple[str | None, str | None]:
+def slurm_task() -> tuple[str | None, str | None]:
     """(job id, array task id) of the SLURM task this process runs in; a requeued task keeps both."""
     env = os.environ
     if env.get("SLURM_ARRAY_JOB_ID"):
@@ -76,7 +76,7 @@ class RunLock:
     def is_stale(self, holder: dict[str, Any]) -> bool:
         if not holder or not isinstance(holder.get("pid"), int):
             return True  # a creator killed between create and write, or garbage: nobody holds it
-        job, task = _slurm_task()
+        job, task = slurm_task()
         if job is not None and holder.get("slurm_job_id") == job and holder.get("slurm_array_task") == task:
             return True  # our own SLURM task, requeued: its earlier attempt is gone
         if holder.get("host") == socket.gethostname():
@@ -103,7 +103,7 @@ class RunLock:
 
     def acquire(self) -> None:
         token = secrets.token_hex(8)
-        job, task = _slurm_task()
+        job, task = slurm_task()
         data = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": job,
                            "slurm_array_task": task, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                            "token": token}).encode()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import shlex
 import shutil
 import signal
@@ -43,6 +42,7 @@ from submitit.slurm.slurm import SlurmExecutor
 from lstmgan.config import apply, to_dict
 from lstmgan.errors import StopRequested, UserError, first_line
 from lstmgan.fs import write_json_atomic
+from lstmgan.lock import slurm_task
 from lstmgan.overrides import load_yaml
 from lstmgan.rundir import TASK
 from lstmgan.runner.job import Job, stop_on_signals
@@ -292,10 +292,9 @@ def submit(jobs: Sequence[Job], sweep_dir: Path, profile: ClusterProfile, source
 def write_task_note(job: Job, outcome: str, error: str = "") -> None:
     """<run>/task.json: what the SLURM task saw, in plain JSON, so `lstmgan status` never unpickles
     submitit's result files (anyone who can write the sweep folder could plant code in those)."""
-    note = {"outcome": outcome, "error": error, "host": socket.gethostname(),
-            "slurm_job_id": os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID"),
-            "slurm_array_task": os.environ.get("SLURM_ARRAY_TASK_ID"),
-            "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    job_id, task = slurm_task()
+    note = {"outcome": outcome, "error": error, "host": socket.gethostname(), "slurm_job_id": job_id,
+            "slurm_array_task": task, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     try:
         write_json_atomic(job.run_dir / TASK, note)
     except OSError as e:  # the outcome still reaches sacct and the log
