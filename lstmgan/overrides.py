@@ -11,9 +11,7 @@ import yaml
 from lstmgan.config import C, PalindromeConfig, _grid_values, _text, apply
 from lstmgan.errors import UserError
 from lstmgan.bounded_yaml import YamlTooLarge, parse_yaml
-from lstmgan.fs import open_regular
-
-MAX_CONFIG_BYTES = 4 * 1024 * 1024  # job files are a few KB; a bigger "config" is the wrong file (or a log)
+from lstmgan.fs import LIMITS, MiB, open_regular
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -23,11 +21,11 @@ def load_yaml(path: Path) -> dict[str, Any]:
         raise UserError(f"config {path} is a folder; give a YAML file")
     try:
         with open_regular(path, "data", follow=True) as f:  # a FIFO or device: one line, never a hang
-            raw = f.read(MAX_CONFIG_BYTES + 1)
+            raw = f.read(LIMITS["config"] + 1)  # job files are a few KB; a bigger one is the wrong file (or a log)
     except OSError as e:
         raise UserError(f"cannot read config {path}: {e.strerror}; check the path given to --config") from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise UserError(f"config {path} is larger than {MAX_CONFIG_BYTES // 2**20} MB; give a YAML file of settings")
+    if len(raw) > LIMITS["config"]:
+        raise UserError(f"config {path} is larger than {LIMITS['config'] // MiB} MB; give a YAML file of settings")
     try:
         text = raw.decode("utf-8")
         if "\0" in text:  # NUL is valid UTF-8 but never text
