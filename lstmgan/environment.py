@@ -9,7 +9,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,22 +23,18 @@ def git_revision() -> str | None:
     """The source checkout's commit (+ '-dirty'), or LSTMGAN_REVISION (set in the Docker image)."""
     root = Path(lstmgan.__file__).resolve().parent.parent
     if (root / ".git").exists():
-        try:
+        with suppress(OSError, subprocess.SubprocessError):
             rev = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
                                  capture_output=True, text=True, timeout=10).stdout.strip()
             return rev or None
-        except (OSError, subprocess.SubprocessError):
-            pass
     return os.environ.get("LSTMGAN_REVISION")
 
 
 def cpu_model() -> str:
-    try:
+    with suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     return platform.processor() or platform.machine()
 
 
@@ -99,12 +95,10 @@ def probe_gpu() -> GpuProbe:
     smi = shutil.which("nvidia-smi")
     driver_cuda = None
     if smi and not usable:
-        try:
+        with suppress(OSError, subprocess.SubprocessError):
             out = subprocess.run([smi], capture_output=True, text=True, timeout=20).stdout
             found = re.search(r"CUDA Version:\s*([0-9.]+)", out)
             driver_cuda = found.group(1) if found else None
-        except (OSError, subprocess.SubprocessError):
-            pass
     hidden = os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1")
     return GpuProbe(nvidia=bool(smi) or Path("/proc/driver/nvidia").exists(), driver_cuda=driver_cuda,
                     torch_cuda=torch.version.cuda, usable=usable, hidden=hidden)

@@ -20,7 +20,7 @@ import signal
 import stat
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -196,10 +196,8 @@ def _write_in(dir_fd: int, path: Path, data: bytes | memoryview, *, once: bool =
             os.unlink(tmp, dir_fd=dir_fd)
         return True
     except BaseException as e:
-        try:
+        with suppress(OSError):
             os.unlink(tmp, dir_fd=dir_fd)
-        except OSError:
-            pass
         if isinstance(e, OSError):
             raise with_path(e, path) from None
         raise

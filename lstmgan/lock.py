@@ -9,6 +9,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -146,10 +147,8 @@ class RunLock:
         except (OSError, ValueError, UnicodeDecodeError, UserError):
             moved = {}
         if moved != judged and isinstance(moved, dict) and moved.get("token") != judged.get("token"):
-            try:
+            with suppress(OSError):
                 os.link(aside, self.path)  # fails if a new lock exists already: then that one rules
-            except OSError:
-                pass
         aside.unlink(missing_ok=True)
 
     def release(self) -> None:

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import suppress
 from typing import Any
 
 import torch
@@ -201,10 +202,8 @@ def _workers(pool: concurrent.futures.ProcessPoolExecutor) -> list[Any]:
 def _signal_workers(pool: concurrent.futures.ProcessPoolExecutor, sig: int) -> None:
     for process in _workers(pool):
         if process.pid is not None and process.exitcode is None:
-            try:
+            with suppress(ProcessLookupError):
                 os.kill(process.pid, sig)
-            except ProcessLookupError:
-                pass
 
 
 def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor, runs: _Runs, at_once: bool) -> None:
