@@ -67,16 +67,13 @@ def refuse_if_active(sweep_dir: Path) -> None:
                         f"`lstmgan status {sweep_dir}`, or cancel it with `scancel {record['job_id']}` first")
 
 
-SLURM_ID = re.compile(r"\d+")
-
-
 def job_alive(job: str, task: str | None) -> bool | None:
     """Whether SLURM still has job `job` (its array task `task`, when given) queued or running; None when
     this host cannot tell (no squeue here, an id that is no SLURM id, squeue failing for another reason
     than an unknown id). What RunLock asks about a lock held from another host, and the check that a sweep
     folder's submission is over. squeue, not sacct: it asks slurmctld itself, so a job submitted a moment
     ago is already listed."""
-    if not SLURM_ID.fullmatch(job) or (task is not None and not SLURM_ID.fullmatch(task)):
+    if not job.isdecimal() or (task is not None and not task.isdecimal()):
         return None
     if shutil.which("squeue") is None:
         return None
@@ -107,7 +104,7 @@ def parse_sacct(text: str, job_ids: Sequence[str]) -> dict[str, str]:
     tasks: dict[str, dict[int, str]] = {}  # array job id → {task index: asked id}
     for jid in wanted:
         base, sep, index = jid.partition("_")
-        if sep and SLURM_ID.fullmatch(index):
+        if sep and index.isdecimal():
             tasks.setdefault(base, {})[int(index)] = jid
     states: dict[str, str] = {}
     for line in lines[1:]:
@@ -130,8 +127,7 @@ def _in_ranges(index: int, spec: str) -> bool:
     """Whether `index` is in an array range list such as "0-3,7,9-12%4" ("%4": at most 4 at once)."""
     for part in spec.partition("%")[0].split(","):
         low, _, high = part.partition("-")
-        if SLURM_ID.fullmatch(low) and (not high or SLURM_ID.fullmatch(high)) \
-                and int(low) <= index <= int(high or low):
+        if low.isdecimal() and (not high or high.isdecimal()) and int(low) <= index <= int(high or low):
             return True
     return False
 
