@@ -26,7 +26,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from lstmgan.bounded_yaml import parse_yaml
@@ -80,6 +79,8 @@ TRAIN_FIX = "delete it to start this run over, or rerun with --force"
 def load_checkpoint(path: Path, *, fix: str = TRAIN_FIX) -> dict[str, Any]:
     """`torch.load(weights_only=True)` onto the CPU (trainers move weights to their device; RNG states must
     stay CPU tensors): a checkpoint can hold tensors and plain data, never code."""
+    import torch  # here, not at the top: status, collect and report read run folders without loading torch
+
     try:
         with open_regular(path, "checkpoint") as f:
             ckpt = torch.load(f, map_location="cpu", weights_only=True)
