@@ -98,6 +98,25 @@ def test_a_sweep_whose_figures_folder_is_a_link_is_refused_before_any_training(c
     assert os.listdir(outside) == [] and os.listdir(tmp_path / "out" / "palindrome") == ["figures"]
 
 
+@pytest.mark.parametrize("command", [
+    ["gan", "--epochs", "1", "--device", "cpu", "--set", "batch_size=64", "--set", "eval_every=0"],
+    ["study", "--preset", "quick", "--set", "sweep.lengths=[3]", "--set", "sweep.epochs=1"],
+], ids=["gan", "study"])
+def test_a_classifier_cache_folder_that_is_a_link_is_refused_before_a_run_folder_is_made(cli, tmp_path, command):
+    """OUT/classifiers, where GAN runs cache their classifier, is lstmgan's own folder: found only when the
+    classifier was written, the run folder had already been made."""
+    from idx import make_tiny_mnist
+
+    make_tiny_mnist(tmp_path / "data", n_train=256, n_test=64)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "classifiers").symlink_to(outside, target_is_directory=True)
+    r = cli(*command, "--data-dir", tmp_path / "data", "--wandb", "disabled", "--quiet", "--out", tmp_path / "out")
+    one_line_refusal(r, str(tmp_path / "out" / "classifiers"), "symbolic link")
+    assert os.listdir(outside) == [] and os.listdir(tmp_path / "out") == ["classifiers"]
+
+
 # --- the number of runs -----------------------------------------------------------------------------------------
 
 
