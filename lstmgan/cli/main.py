@@ -265,8 +265,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if type(e).__name__ != "NoArgsIsHelpError":  # no arguments: the help was printed (typer checks the name too)
             warn(f"error: {usage_message(e)}")
         return 2
-    except typer.Exit as e:
-        return e.exit_code
     except (typer.Abort, KeyboardInterrupt):
         warn(INTERRUPTED)
         return 130
