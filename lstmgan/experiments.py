@@ -11,6 +11,7 @@ in a SLURM task, so `lstmgan report` only reads folders.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sys
@@ -68,16 +69,11 @@ def ablation_jobs(cfg: StudyConfig, out: Path, tracking: TrackingConfig, *, forc
     ab = cfg.ablation
     keys = ["forget_bias"] if len(ab.forget_biases) > 1 else []
     jobs = []
-    for n in ab.lengths:
-        for m in ab.models:
-            biases = ab.forget_biases if m == "lstm" else [ab.run.forget_bias]
-            for i in ab.inits:
-                for e in ab.encodings:
-                    for b in biases:
-                        jobs += [palindrome_job(replace(ab.run, model=m, length=n, seed=s, init=i, encoding=e,
-                                                        forget_bias=b), out / ABLATION, tracking, force=force,
-                                                variant=True, keys=keys if m == "lstm" else ())
-                                 for s in ab.seeds]
+    for n, m, i, e in itertools.product(ab.lengths, ab.models, ab.inits, ab.encodings):
+        for b in ab.forget_biases if m == "lstm" else [ab.run.forget_bias]:
+            jobs += [palindrome_job(replace(ab.run, model=m, length=n, seed=s, init=i, encoding=e, forget_bias=b),
+                                    out / ABLATION, tracking, force=force, variant=True,
+                                    keys=keys if m == "lstm" else ()) for s in ab.seeds]
     return jobs
 
 
@@ -171,11 +167,6 @@ def value_text(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]", "_", text)
 
 
-def expand(sweep: SweepConfig) -> list[PalindromeConfig]:
-    """lengths × models × grid points × seeds: one validated per-run config each."""
-    return sweep.runs()
-
-
 def palindrome_job(cfg: PalindromeConfig, sweep_dir: Path, tracking: TrackingConfig, *, force: bool,
                    variant: bool = False, keys: Sequence[str] = ()) -> Job:
     """One run, tracked so that W&B groups a sweep's runs: group = the sweep folder's (or --group),
@@ -188,9 +179,10 @@ def palindrome_job(cfg: PalindromeConfig, sweep_dir: Path, tracking: TrackingCon
 
 
 def make_jobs(sweep: SweepConfig, out: Path, tracking: TrackingConfig, *, force: bool) -> list[Job]:
+    """lengths × models × grid points × seeds: a job each."""
     keys = list(sweep.grid_points()[0])
     return unique_folders([palindrome_job(cfg, out / sweep.name, tracking, force=force, keys=keys)
-                           for cfg in expand(sweep)])
+                           for cfg in sweep.runs()])
 
 
 def unique_folders(jobs: list[Job]) -> list[Job]:
