@@ -170,10 +170,10 @@ class Options:
         tracking.validate()
         return tracking
 
-    def flow(self, slurm: SlurmOptions | None = None) -> Flow:
+    def flow(self, slurm: SlurmOptions) -> Flow:
         """What the pipeline does with the jobs; the SLURM flags are checked here, after the config."""
-        request = slurm.request() if slurm else None
-        return Flow(self.out, print_config=self.print_config, dry_run=self.dry_run, quiet=self.quiet, slurm=request)
+        return Flow(self.out, print_config=self.print_config, dry_run=self.dry_run, quiet=self.quiet,
+                    slurm=slurm.request())
 
 
 @dataclass(frozen=True)
