@@ -1,10 +1,10 @@
 """Configs: the typed settings with the seed study's defaults, and their stored form (config.yaml).
 
 Each config is a frozen pydantic dataclass made of the types in `fields` (bounds, choices, finite numbers, no
-unknown keys); rules across settings live in `validate`, which runs on every construction. Every layer of
-settings (defaults < YAML < CLI flags < `--set`, read by `overrides`) goes through `apply`. Keys are flat
-(`epochs: 30`): a config that wraps a per-run config resolves a key on itself first, then on the wrapped one
-(`--set epochs=30` and `--set run.epochs=30` are the same).
+unknown keys); rules across settings live in its `__post_init__`, which pydantic runs after checking each setting,
+on every construction. Every layer of settings (defaults < YAML < CLI flags < `--set`, read by `overrides`) goes
+through `apply`. Keys are flat (`epochs: 30`): a config that wraps a per-run config resolves a key on itself first,
+then on the wrapped one (`--set epochs=30` and `--set run.epochs=30` are the same).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from lstmgan.choices import (
     max_runs,
 )
 from lstmgan.errors import UserError
-from lstmgan.fields import Choice, Float, Grid, Int, Items, Rules, Str, Tags, refusal, settings
+from lstmgan.fields import Choice, Float, Grid, Int, Items, Str, Tags, refusal, settings
 
 C = TypeVar("C")
 
@@ -59,7 +59,7 @@ Seed, Length, Positive = Int(0, MAX_SEED), Int(1, MAX_LENGTH), Float(gt=0)
 
 
 @settings
-class PalindromeConfig(Rules):
+class PalindromeConfig:
     """One palindrome run. Defaults are the seed study's settings."""
 
     model: Choice(MODELS) = "lstm"
@@ -79,7 +79,7 @@ class PalindromeConfig(Rules):
     device: Choice(DEVICES) = "auto"  # auto = CUDA when present
     deterministic: bool = False  # torch.use_deterministic_algorithms + no TF32: bit-stable on a GPU, slower
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         if self.samples * (self.length + 1) > MAX_DIGITS:
             raise UserError(f"samples × (length + 1) must be at most {MAX_DIGITS:,} digits in memory, got "
                             f"{self.samples:,} × {self.length + 1:,}; use fewer samples or a shorter length")
@@ -88,7 +88,7 @@ class PalindromeConfig(Rules):
 _EXAMPLE = {"lengths": "5 10", "models": "rnn lstm", "seeds": "0 1 2"}
 
 @settings
-class SweepConfig(Rules):
+class SweepConfig:
     """A palindrome sweep: one run per model × length × seed × grid point, sharing `run`'s other settings.
 
     `grid` maps other per-run settings to the values to try (`{hidden: [64, 128], lr: [0.001, 0.003]}`);
@@ -101,7 +101,7 @@ class SweepConfig(Rules):
     grid: Grid = field(default_factory=dict)
     run: PalindromeConfig = field(default_factory=PalindromeConfig)
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         check_name("name", self.name)
         for key in ("lengths", "models", "seeds"):
             if not getattr(self, key):
@@ -139,7 +139,7 @@ class SweepConfig(Rules):
 
 
 @settings
-class GanConfig(Rules):
+class GanConfig:
     """One GAN run. Defaults are the seed study's settings (200 epochs, batch 64, Adam 2e-4, latent 100)."""
 
     dataset: Choice(DATASETS) = "mnist"
@@ -169,7 +169,7 @@ class GanConfig(Rules):
 
 
 @settings
-class GanSweepConfig(Rules):
+class GanSweepConfig:
     """The GAN over seeds × grid points (`lstmgan gan --seeds 0 1 2 --grid lr=1e-4,2e-4`, the study's `gan:`),
     one run each. No seeds: the run's own seed."""
 
@@ -177,7 +177,7 @@ class GanSweepConfig(Rules):
     grid: Grid = field(default_factory=dict)
     run: GanConfig = field(default_factory=GanConfig)
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         _once("seeds", self.seeds)
         if self.seeds and self.run.seed != GanConfig.seed:
             raise UserError(f"seed: {self.run.seed} is ignored when seeds are given; give the seeds only "
@@ -198,7 +198,7 @@ class GanSweepConfig(Rules):
 
 
 @settings
-class AblationConfig(Rules):
+class AblationConfig:
     """Final val accuracy over lengths × models × initialisation × input encoding × forget-gate bias (× seeds).
     Forget biases vary the LSTM only: an RNN has no forget gate, so its runs would repeat."""
 
@@ -210,7 +210,7 @@ class AblationConfig(Rules):
     forget_biases: Items(Float(ge=-MAX_FORGET_BIAS, le=MAX_FORGET_BIAS)) = field(default_factory=lambda: [0.0])
     run: PalindromeConfig = field(default_factory=PalindromeConfig)
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         for key, example in (("inits", ", ".join(INITS)), ("encodings", ", ".join(ENCODINGS)),
                              ("forget_biases", "0.0, 1.0")):
             if not getattr(self, key):
@@ -220,7 +220,7 @@ class AblationConfig(Rules):
 
 
 @settings
-class StudyConfig(Rules):
+class StudyConfig:
     """Everything the study report needs: the sweep, the ablation, the GAN runs (over `gan.seeds`) and their
     interpolation strips."""
 
@@ -234,7 +234,7 @@ class StudyConfig(Rules):
 
 
 @settings
-class TrackingConfig(Rules):
+class TrackingConfig:
     """Where metrics go besides metrics.jsonl: W&B mode and naming."""
 
     mode: Choice(WANDB_MODES) = "auto"  # auto: online when logged in or WANDB_API_KEY is set, else offline

@@ -59,7 +59,6 @@ def load_study(path: str | Path, preset: str | None, sets: dict[str, Any]) -> St
             raise UserError(f"{path} has no preset {preset!r}; choose one of: {', '.join(presets) or '(none)'}")
         cfg = apply(cfg, presets[preset] or {}, f"{path} (preset {preset})")  # `full: {}` may be written `full:`
     cfg = apply(cfg, sets, "--set")
-    cfg.validate()
     return cfg
 
 

@@ -56,14 +56,6 @@ SETTINGS = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, defer_bu
 settings = dataclass(frozen=True, config=SETTINGS)
 
 
-class Rules:
-    def __post_init__(self) -> None:  # after pydantic checked each setting
-        self.validate()
-
-    def validate(self) -> None:
-        """The rules across settings (none here)."""
-
-
 # What a value of the wrong type should have been, by pydantic's error type (`int_type`), and its plural.
 _WANTED = {"int": ("an integer", "integers"), "float": ("a number", "numbers"), "string": ("a string", "strings"),
            "bool": ("true or false", "true or false values")}

@@ -164,11 +164,9 @@ class Options:
     def tracking(self) -> TrackingConfig:
         from lstmgan.config import TrackingConfig
 
-        tracking = TrackingConfig(mode=value(self.wandb), project=self.wandb_project, entity=self.wandb_entity,
-                                  group=self.group, system_metrics=self.wandb_system_metrics,
-                                  artifacts=self.wandb_artifacts)
-        tracking.validate()
-        return tracking
+        return TrackingConfig(mode=value(self.wandb), project=self.wandb_project, entity=self.wandb_entity,
+                              group=self.group, system_metrics=self.wandb_system_metrics,
+                              artifacts=self.wandb_artifacts)
 
     def flow(self, slurm: SlurmOptions) -> Flow:
         """What the pipeline does with the jobs; the SLURM flags are checked here, after the config."""
