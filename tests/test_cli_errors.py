@@ -40,11 +40,11 @@ def test_a_choice_that_is_not_one_names_the_choices(cli, tmp_path, args, fragmen
 
 @pytest.fixture
 def broken(monkeypatch):
-    """A bug: validating a palindrome config raises an exception nobody expected."""
+    """A bug: checking a palindrome config's rules raises an exception nobody expected."""
     def explode(self):
         raise RuntimeError("boom: the first line\nand a second line")
 
-    monkeypatch.setattr(PalindromeConfig, "validate", explode)
+    monkeypatch.setattr(PalindromeConfig, "__post_init__", explode)
 
 
 def test_an_internal_error_is_one_line_with_the_traceback_in_a_file(cli, tmp_path, broken, monkeypatch):

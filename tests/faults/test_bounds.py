@@ -260,7 +260,7 @@ def broken(monkeypatch, tmp_path):
     def explode(self):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(PalindromeConfig, "validate", explode)
+    monkeypatch.setattr(PalindromeConfig, "__post_init__", explode)
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "file" / "state"))  # under a file: cannot exist
     monkeypatch.delenv("LSTMGAN_DEBUG", raising=False)
