@@ -18,7 +18,6 @@ files with one id whose steps overlap, and post-hoc work would add a record with
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -49,10 +48,10 @@ from lstmgan.tracking.tracker import (
     file_hash,
     has_credentials,
     init_run,
+    json_hash,
     log_checkpoint,
     summary_digest,
     summary_values,
-    text_hash,
     wandb_row,
     wandb_settings,
 )
@@ -225,7 +224,7 @@ def _plan_report(p: Plan, record: dict[str, Any]) -> None:
     base = p.run.parent
     p.last_step = (record["last_step"] or 0) + 1  # each upload of a changed report is the next step
     for name, table in spec.get("tables", {}).items():
-        digest = text_hash(json.dumps(table, sort_keys=True))
+        digest = json_hash(table)
         key = f"table:{name}"
         if record["files"].get(key) != digest:
             p.files[key] = digest
@@ -281,15 +280,11 @@ def replay(p: Plan) -> Path:
     return offline_dir
 
 
-def upload_command(offline_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "wandb", "sync", str(offline_dir)]
-
-
 def upload(offline_dir: Path, what: str, timeout: float | None = None) -> None:
     """`wandb sync` of one replayed run, in its own process group so a hung upload is stopped whole."""
     timeout = timeout if timeout is not None else float(os.environ.get(TIMEOUT_ENV, "600"))
-    proc = subprocess.Popen(upload_command(offline_dir), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-m", "wandb", "sync", str(offline_dir)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

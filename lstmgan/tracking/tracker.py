@@ -15,6 +15,7 @@ What the live tracker and that replay share (W&B's metric names, run start, chec
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -121,19 +122,16 @@ def summary_values(result: dict[str, Any]) -> dict[str, Any]:
 
 def summary_digest(result: dict[str, Any]) -> str:
     """Identifies the summary sent for a result (the live tracker and sync agree on it)."""
-    return text_hash(json.dumps(summary_values(result), sort_keys=True))
+    return json_hash(summary_values(result))
 
 
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def json_hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def file_hash(path: Path) -> str:
-    h = hashlib.sha256()
     with open_regular(path, "checkpoint") as f:  # no link followed, no wait on a FIFO
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
 
 
 def wandb_settings(*, system_metrics: bool, replay: bool = False) -> Any:
@@ -184,14 +182,12 @@ class Tracker:
         uploaded = (run.path / SYNC_FILE).exists() or identity(run.path).get("url")
         if resume_at is None and uploaded:
             # A fresh start in a folder W&B already holds steps of: a new W&B run, not a second history.
-            (run.path / SYNC_FILE).unlink(missing_ok=True)
-            (run.path / ID_FILE).unlink(missing_ok=True)
-            (run.path / IDENTITY_FILE).unlink(missing_ok=True)
+            for name in (SYNC_FILE, ID_FILE, IDENTITY_FILE):
+                (run.path / name).unlink(missing_ok=True)
         self._wandb: Any = None
         self._skip_until: float = float("-inf")  # online resume: steps W&B already holds
         self._sent_step: int | None = None
         self._sent_files: dict[str, str] = {}
-        self._failed = False
         self._recorded_at = time.monotonic()
         self._record_identity(name, config)
         if self.mode != "disabled":
@@ -254,8 +250,9 @@ class Tracker:
             return fn()
         except Exception as e:  # noqa: BLE001 - any W&B failure must leave training running
             log.warning("W&B %s failed (%s: %s); continuing with metrics.jsonl only", what, type(e).__name__, e)
-            self._failed = True
-            self._finish_quietly()
+            with contextlib.suppress(Exception):  # the run is broken already: finishing it is best effort
+                if self._wandb is not None:
+                    self._wandb.finish(exit_code=1)
             self._record_sent()
             self._wandb = None
             return None
@@ -322,13 +319,6 @@ class Tracker:
             log.warning("cannot write %s (%s); a later `lstmgan sync` may send some steps again",
                         self.run.path / SYNC_FILE, e)
 
-    def _finish_quietly(self) -> None:
-        try:
-            if self._wandb is not None:
-                self._wandb.finish(exit_code=1)
-        except Exception:  # noqa: BLE001
-            pass
-
     def __enter__(self) -> Tracker:
         return self
 
@@ -347,6 +337,7 @@ def where_message(run_dirs: list[Path], mode: str) -> str:
     if not run_dirs:
         return f"W&B ({mode}): no runs"
     ids = [identity(p) for p in run_dirs]
+    folder = Path(os.path.commonpath(run_dirs))  # one run: its own folder
     if mode == "online":
         urls = [i["url"] for i in ids if i.get("url")]
         groups = sorted({i["group"] for i in ids if i.get("group")})
@@ -357,13 +348,6 @@ def where_message(run_dirs: list[Path], mode: str) -> str:
             where = ", ".join(f"{base}/groups/{g}" for g in groups) if groups else base
             return f"W&B (online): {len(urls)} runs in {where}"
         return f"W&B (online): runs not reached (see the warnings above); upload them later with " \
-               f"`lstmgan sync {shlex.quote(str(_common(run_dirs)))}`"
-    folder = _common(run_dirs)
+               f"`lstmgan sync {shlex.quote(str(folder))}`"
     what = f"run in {run_dirs[0]}" if len(run_dirs) == 1 else f"{len(run_dirs)} runs under {folder}"
     return f"W&B (offline): {what}; upload with `lstmgan sync {shlex.quote(str(folder))}`"
-
-
-def _common(paths: list[Path]) -> Path:
-    if len(paths) == 1:
-        return paths[0]
-    return Path(os.path.commonpath([str(p) for p in paths]))
