@@ -24,8 +24,8 @@ from lstmgan.fs import read_text, write_text_atomic
 from lstmgan.results import ablation as ab
 from lstmgan.results import claims as c
 from lstmgan.results.document import Report
-from lstmgan.results.summary import Row, RunRecord, cell, load_runs, mean_std_text, series, summarise
-from lstmgan.rundir import RunDir, rows_with
+from lstmgan.results.summary import Row, RunRecord, load_runs, run_folders, series, summarise
+from lstmgan.rundir import RunDir, is_number, rows_with
 from lstmgan.words import plural
 
 CHANCE = 0.1  # ten digits
@@ -109,15 +109,17 @@ def part_claims(report: Report, sweep: list[RunRecord], ablation: list[RunRecord
 
 def strip_files(gan_runs: list[Path]) -> list[dict[str, Any]]:
     """The interpolation/<method>.json files of the GAN runs (unreadable ones left out)."""
-    files = []
-    for path in (f for run in gan_runs for f in sorted((run / "interpolation").glob("*.json"))):
-        try:
-            data = json.loads(read_text(path, "result"))
-        except (OSError, ValueError, UserError):  # torn, or not a regular file (NotRegular): left out
-            continue
-        if isinstance(data, dict):
-            files.append(data)
-    return files
+    files = (json_object(f) for run in gan_runs for f in sorted((run / "interpolation").glob("*.json")))
+    return [data for data in files if data is not None]
+
+
+def json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in `path`; None when it is torn, not an object, or not a regular file (NotRegular)."""
+    try:
+        data = json.loads(read_text(path, "result"))
+    except (OSError, ValueError, UserError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 # --- part 1: the sweep -----------------------------------------------------------------------------
@@ -131,12 +133,11 @@ def sentence(length: int, rows: list[Row]) -> str:
             parts.append(f"the {row.label} has no finished run")
             continue
         mean = statistics.fmean(row.final_val_acc)
-        hit = [e for e in row.epoch_to_99 if e is not None]
         reached = (f"reached 99 % validation accuracy in {row.reached}/{row.finished} seeds"
-                   + (f" (first at epoch {statistics.fmean(hit):.0f} on average)" if hit else ""))
+                   + (f" (first at epoch {row.mean_epoch_text()} on average)" if row.hit else ""))
         level = ("near chance" if mean < 2 * CHANCE else "well below 99 %" if mean < 0.9 else
                  "below 99 %" if mean < 0.99 else "at or above 99 %")
-        parts.append(f"the {row.label} {reached} and ended at {row.acc_text()} ({level})")
+        parts.append(f"the {row.label} {reached} and ended at {c.acc_text(row.final_val_acc)} ({level})")
     return f"At length {length}, " + "; ".join(parts) + "."
 
 
@@ -153,10 +154,7 @@ def part_sweep(report: Report, records: list[RunRecord], figures: Path) -> None:
     varied = list(rows[0].settings)  # a grid's keys: a column each
     report.table(["model", "length", *varied, "runs finished", "final val acc (mean ± std)", "chance",
                   "epochs to 99 % (mean)", "seeds reaching 99 %"],
-                 [[r.model, str(r.length), *map(cell, r.settings.values()), f"{r.finished}/{r.total}", r.acc_text(),
-                   f"{CHANCE:.0%}",
-                   (f"{statistics.fmean([e for e in r.epoch_to_99 if e is not None]):.0f}" if r.reached else "never"),
-                   f"{r.reached}/{r.finished}"] for r in rows])
+                 [[*r.cells(), f"{CHANCE:.0%}", r.mean_epoch_text(), f"{r.reached}/{r.finished}"] for r in rows])
     paths = {int(p.stem[1:]): p for p in curves_by_length(records, figures / "palindrome", series(records))}
     by_length: dict[int, list[Row]] = defaultdict(list)
     for row in rows:
@@ -196,11 +194,9 @@ def part_ablation(report: Report, records: list[RunRecord], figures: Path) -> No
              f"{', '.join(map(str, init_std)) or '–'} and zero biases. Encodings: onehot = 10 inputs, "
              "scalar = the digit as one input (the original's). Forget-gate bias: the LSTM's only (0 = the "
              "original's).")
-    rows = []
-    for k in keys:
-        rows.append([label[k], *[f"{mean_std_text(cells[k][n], pct=True)} ({len(cells[k][n])}/{expected[k][n]})"
-                                 for n in lengths]])
-    report.table(["set-up", *[f"L = {n}" for n in lengths]], rows)
+    report.table(["set-up", *[f"L = {n}" for n in lengths]],
+                 [[label[k], *[f"{c.acc_text(cells[k][n])} ({len(cells[k][n])}/{expected[k][n]})" for n in lengths]]
+                  for k in keys])
     matrix = [[statistics.fmean(cells[k][n]) if cells[k][n] else float("nan") for n in lengths] for k in keys]
     path = heatmap(matrix, [label[k] for k in keys], [f"L={n}" for n in lengths], figures / "ablation.png",
                    "Final validation accuracy (mean over seeds)")
@@ -213,11 +209,10 @@ def part_ablation(report: Report, records: list[RunRecord], figures: Path) -> No
 # --- part 2: the GAN -------------------------------------------------------------------------------
 
 
-def part_gan(report: Report, gan_root: Path, figures: Path) -> None:
+def part_gan(report: Report, runs: list[Path], figures: Path) -> None:
     from lstmgan.results.plots import class_histogram_figure, fid_curve
 
     report.h(2, "Part 2 — GAN")
-    runs = sorted(p.parent for p in gan_root.glob("*/config.yaml"))
     if not runs:
         report.p("No GAN run found (expected under gan/).")
         return
@@ -266,11 +261,7 @@ def part_gan(report: Report, gan_root: Path, figures: Path) -> None:
 
 def strip_rule(png: Path) -> str:
     """The confidence both ends of a strip needed, from the JSON written beside it ('' when unreadable)."""
-    try:
-        strip_json = png.with_name(png.stem.rsplit("-", 1)[0] + ".json")
-        value = json.loads(read_text(strip_json, "result"))["min_confidence"]
-    except (OSError, ValueError, KeyError, TypeError, UserError):
-        return ""
+    value = (json_object(png.with_name(png.stem.rsplit("-", 1)[0] + ".json")) or {}).get("min_confidence")
     return f"; both ends read as their class with confidence ≥ {value}" if isinstance(value, (int, float)) else ""
 
 
@@ -322,13 +313,13 @@ def build_report(folder: Path) -> Report:
                                                      d.name not in (ABLATION, GAN) for r in load_runs(d, skipped)]
     ablation_records = load_runs(folder / ABLATION, skipped)
     report = Report(folder)
-    gan_runs = sorted(p.parent for p in (folder / GAN).glob("*/config.yaml"))
+    gan_runs = run_folders(folder / GAN)
     report.h(1, f"Study report — {folder.name}")
     part_claims(report, sweep_records, ablation_records, gan_runs, figures)
     header(report, [r.path for r in sweep_records + ablation_records] + gan_runs, skipped)
     part_sweep(report, sweep_records, figures)
     part_ablation(report, ablation_records, figures)
-    part_gan(report, folder / GAN, figures)
+    part_gan(report, gan_runs, figures)
     config_section(report, {"Palindrome sweep": [r.path for r in sweep_records],
                              "Ablation": [r.path for r in ablation_records], "GAN": gan_runs})
     write_text_atomic(report.md_path, report.markdown())
@@ -338,5 +329,4 @@ def build_report(folder: Path) -> Report:
 
 def _number_first(value: Any) -> tuple[int, Any]:
     """Sort key: numbers as numbers (5 before 10), then everything else as text."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return (0, value) if number else (1, str(value))
+    return (0, value) if is_number(value) else (1, str(value))

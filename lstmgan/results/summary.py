@@ -22,6 +22,7 @@ from typing import Any
 from lstmgan.config import PalindromeConfig, from_dict, run_kind
 from lstmgan.errors import UserError
 from lstmgan.fs import write_text_atomic
+from lstmgan.results.claims import acc_text
 from lstmgan.results.markdown import markdown_table
 from lstmgan.rundir import RunDir, is_number, rows_with
 
@@ -54,29 +55,24 @@ class Row:
         return " ".join([self.model.upper(), *(f"{k}={cell(v)}" for k, v in self.settings.items())])
 
     @property
-    def reached(self) -> int:
-        return sum(e is not None for e in self.epoch_to_99)
+    def hit(self) -> list[int]:
+        """The epochs to 99 % of the seeds that got there."""
+        return [e for e in self.epoch_to_99 if e is not None]
 
-    def acc_text(self) -> str:
-        return mean_std_text(self.final_val_acc, pct=True)
+    @property
+    def reached(self) -> int:
+        return len(self.hit)
+
+    def cells(self) -> list[str]:
+        """The cells every table of rows starts with: model, length, varied settings, runs finished, accuracy."""
+        return [self.model, str(self.length), *map(cell, self.settings.values()), f"{self.finished}/{self.total}",
+                acc_text(self.final_val_acc)]
+
+    def mean_epoch_text(self) -> str:
+        return f"{statistics.fmean(self.hit):.0f}" if self.hit else "never"
 
     def epochs_text(self) -> str:
-        hit = [e for e in self.epoch_to_99 if e is not None]
-        if not self.finished:
-            return "–"
-        mean = f"{statistics.fmean(hit):.0f}" if hit else "never"
-        return f"{mean} ({self.reached}/{self.finished} seeds)"
-
-
-def mean_std_text(values: list[float], pct: bool = False) -> str:
-    if not values:
-        return "–"
-    k = 100 if pct else 1
-    mean = statistics.fmean(values) * k
-    unit = " %" if pct else ""
-    if len(values) == 1:  # one seed: no spread to show
-        return f"{mean:.1f}{unit}"
-    return f"{mean:.1f} ± {statistics.stdev(values) * k:.1f}{unit}"
+        return f"{self.mean_epoch_text()} ({self.reached}/{self.finished} seeds)" if self.finished else "–"
 
 
 def cell(value: Any) -> str:
@@ -189,8 +185,7 @@ def table_header(rows: list[Row]) -> list[str]:
 
 
 def table_rows(rows: list[Row]) -> list[list[str]]:
-    return [[r.model, str(r.length), *(cell(v) for v in r.settings.values()), f"{r.finished}/{r.total}",
-             r.acc_text(), r.epochs_text()] for r in rows]
+    return [[*r.cells(), r.epochs_text()] for r in rows]
 
 
 def write_summary(sweep_dir: Path, records: list[RunRecord]) -> list[Row]:
@@ -204,7 +199,7 @@ def write_summary(sweep_dir: Path, records: list[RunRecord]) -> list[Row]:
     writer.writerow(["model", "length", *varied, "finished", "total", "val_acc_mean", "val_acc_std",
                      "epoch_to_99_mean", "reached_99"])
     for r in rows:
-        accs, hit = r.final_val_acc, [e for e in r.epoch_to_99 if e is not None]
+        accs, hit = r.final_val_acc, r.hit
         writer.writerow([r.model, r.length, *(cell(v) for v in r.settings.values()), r.finished, r.total,
                          f"{statistics.fmean(accs):.4f}" if accs else "",
                          f"{statistics.stdev(accs):.4f}" if len(accs) > 1 else ("0.0000" if accs else ""),
