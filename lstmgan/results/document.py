@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,9 +53,7 @@ class Report:
             if kind == "h":
                 heading = value[1]
             elif kind == "table":
-                name = "".join(c if c.isalnum() else "-" for c in heading.lower()).strip("-")
-                while "--" in name:
-                    name = name.replace("--", "-")
+                name = re.sub(r"[\W_]+", "-", heading.lower()).strip("-")  # \W: all but letters, digits and _
                 tables[name if name not in tables else f"{name}-{len(tables)}"] = value
         return tables
 

@@ -8,7 +8,7 @@ band ×/÷ the geometric std: the numbers span orders of magnitude, so the y axe
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +31,15 @@ def _value(row: dict[str, Any], key: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def horizon_figure(records: Iterable[Any], path: Path, series: Callable[[Any], str] | None = None) -> Path | None:
+def horizon_figure(records: Iterable[Any], path: Path) -> Path | None:
     """Gradient norms at the first step vs epoch, per model and length; the PNG's path, or None when no
     record has horizon rows (runs trained before they were measured). `records`: RunRecord-like objects
-    (`config.model`, `config.length`, `metrics`); `series` names a record's line (default: its model)."""
-    name = series or (lambda rec: rec.config.model.upper())
+    (`config.model`, `config.length`, `metrics`)."""
     grouped: dict[int, dict[str, list[list[dict[str, Any]]]]] = defaultdict(lambda: defaultdict(list))
     for rec in records:
         rows = [m for m in rec.metrics or [] if isinstance(m.get("epoch"), int) and any(k in m for k in KEYS)]
         if rows:
-            grouped[rec.config.length][name(rec)].append(rows)
+            grouped[rec.config.length][rec.config.model.upper()].append(rows)
     if not grouped:
         return None
     panels = [(key, label) for key, label in PANELS

@@ -40,14 +40,13 @@ def mean_std(curves: list[dict[int, float]]) -> tuple[np.ndarray, np.ndarray, np
     return epochs, np.array([np.mean(v) for v in values]), np.array([np.std(v) for v in values])
 
 
-def curves_by_length(records: Iterable[Any], folder: Path, series: Callable[[Any], str] | None = None) -> list[Path]:
+def curves_by_length(records: Iterable[Any], folder: Path, series: Callable[[Any], str]) -> list[Path]:
     """One figure per length comparing the models (2 × 2 panels: accuracy and loss, train and val).
-    `series` names a record's line (default: its model, `LSTM`; a grid sweep's: `LSTM hidden=64`)."""
-    name = series or (lambda rec: rec.config.model.upper())
+    `series` names a record's line (its model, `LSTM`; a grid sweep's: `LSTM hidden=64`)."""
     grouped: dict[int, dict[str, list[list[dict[str, Any]]]]] = defaultdict(lambda: defaultdict(list))
     for rec in records:
         if rec.metrics:
-            grouped[rec.config.length][name(rec)].append(rec.metrics)
+            grouped[rec.config.length][series(rec)].append(rec.metrics)
     paths = []
     for length, by_model in sorted(grouped.items()):
         fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
