@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lstmgan.config import TrackingConfig
-from lstmgan.fs import NotRegular, read_text, write_bytes_once, write_json_atomic, write_text_atomic
+from lstmgan.fs import NotRegular, read_text, write_bytes_once, write_text_atomic
 
 ID_FILE = "wandb-id"  # in a run folder: its W&B run id
 IDENTITY_FILE = "wandb-run.json"  # in a run folder: identity_record()
@@ -94,7 +94,3 @@ def sync_record(run_path: Path) -> dict[str, Any]:
     record.setdefault("last_step", None)
     record.setdefault("files", {})
     return record
-
-
-def write_sync_record(run_path: Path, record: dict[str, Any]) -> None:
-    write_json_atomic(run_path / SYNC_FILE, record)

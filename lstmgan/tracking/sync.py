@@ -30,11 +30,12 @@ from typing import Any
 
 from lstmgan.config import TrackingConfig, run_kind
 from lstmgan.errors import UserError, first_line
-from lstmgan.fs import read_text
+from lstmgan.fs import read_text, write_json_atomic
 from lstmgan.rundir import RunDir
 from lstmgan.tracking.identity import (
     GROUP_FILE,
     IDENTITY_FILE,
+    SYNC_FILE,
     group_id,
     identity,
     identity_record,
@@ -42,7 +43,6 @@ from lstmgan.tracking.identity import (
     run_id,
     sync_record,
     write_once,
-    write_sync_record,
 )
 from lstmgan.tracking.tracker import (
     file_hash,
@@ -89,12 +89,11 @@ class Plan:
 
     def describe(self) -> list[str]:
         """Exactly what would be uploaded, in upload order."""
-        i = self.ident
-        head = (f"{self.run} → W&B run {self.target()} (group {i.get('group')}, job_type {i.get('job_type')}, "
-                f"name {i.get('name')}; {'continues it' if self.resume else 'creates it'})")
         if self.empty:
             return [f"{self.run}: up to date in W&B run {self.target()}; nothing to upload"]
-        lines = [head]
+        i = self.ident
+        lines = [f"{self.run} → W&B run {self.target()} (group {i.get('group')}, job_type {i.get('job_type')}, "
+                 f"name {i.get('name')}; {'continues it' if self.resume else 'creates it'})"]
         step_key = i["step_key"]
         if self.rows:
             steps = [r[step_key] for r in self.rows]
@@ -179,8 +178,8 @@ def plan(run: Path, root: Path, *, create: bool = True) -> Plan:
     return p
 
 
-def _changed(p: Plan, record: dict[str, Any], rel: str, path: Path) -> bool:
-    digest = file_hash(path)
+def _changed(p: Plan, record: dict[str, Any], rel: str, digest: str) -> bool:
+    """Whether W&B lacks this version of `rel` (a file, the summary, a table); if so, the plan records it."""
     if record["files"].get(rel) == digest:
         return False
     p.files[rel] = digest
@@ -202,20 +201,19 @@ def _plan_run(p: Plan, record: dict[str, Any]) -> None:
         p.last_step = max(r[step_key] for r in p.rows)
     for path in sorted((p.run / "samples").glob("*.png")):
         match = re.search(r"(\d+)", path.stem)
-        if match and _changed(p, record, f"samples/{path.name}", path):
+        if match and _changed(p, record, f"samples/{path.name}", file_hash(path)):
             p.images.append((int(match.group(1)), "samples/grid", [path]))
     strips: dict[str, list[Path]] = {}
     for path in sorted((p.run / "interpolation").glob("*.png")):
-        if _changed(p, record, f"interpolation/{path.name}", path):
+        if _changed(p, record, f"interpolation/{path.name}", file_hash(path)):
             strips.setdefault(path.stem.rsplit("-", 1)[0], []).append(path)
     at = last if last is not None else 0  # post-hoc work belongs to the trained model: its last step
     p.images += [(at, f"interpolation/{method}", paths) for method, paths in strips.items()]
     p.images.sort(key=lambda item: item[0])
-    if result is not None and record["files"].get("result.json") != summary_digest(result):
+    if result is not None and _changed(p, record, "result.json", summary_digest(result)):
         p.summary = summary_values(result)
-        p.files["result.json"] = summary_digest(result)
     wanted = p.ident.get("artifacts") and p.ident.get("job_type") == "gan" and result is not None
-    if wanted and run.checkpoint_file.exists() and _changed(p, record, "checkpoint.pt", run.checkpoint_file):
+    if wanted and run.checkpoint_file.exists() and _changed(p, record, "checkpoint.pt", file_hash(run.checkpoint_file)):
         p.artifact = run.checkpoint_file
 
 
@@ -224,14 +222,11 @@ def _plan_report(p: Plan, record: dict[str, Any]) -> None:
     base = p.run.parent
     p.last_step = (record["last_step"] or 0) + 1  # each upload of a changed report is the next step
     for name, table in spec.get("tables", {}).items():
-        digest = json_hash(table)
-        key = f"table:{name}"
-        if record["files"].get(key) != digest:
-            p.files[key] = digest
+        if _changed(p, record, f"table:{name}", json_hash(table)):
             p.tables[name] = table
     for rel in spec.get("figures", []):
         path = base / rel
-        if path.is_file() and _changed(p, record, rel, path):
+        if path.is_file() and _changed(p, record, rel, file_hash(path)):
             p.images.append((p.last_step, "figures/" + _slug(rel), [path]))
     if p.empty:
         p.last_step = record["last_step"]
@@ -280,9 +275,9 @@ def replay(p: Plan) -> Path:
     return offline_dir
 
 
-def upload(offline_dir: Path, what: str, timeout: float | None = None) -> None:
+def upload(offline_dir: Path, what: str) -> None:
     """`wandb sync` of one replayed run, in its own process group so a hung upload is stopped whole."""
-    timeout = timeout if timeout is not None else float(os.environ.get(TIMEOUT_ENV, "600"))
+    timeout = float(os.environ.get(TIMEOUT_ENV, "600"))
     proc = subprocess.Popen([sys.executable, "-m", "wandb", "sync", str(offline_dir)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
@@ -304,7 +299,7 @@ def upload(offline_dir: Path, what: str, timeout: float | None = None) -> None:
 
 def commit(p: Plan) -> None:
     """Record that W&B now holds the plan's rows and files."""
-    write_sync_record(p.run, {"id": p.ident["id"], "last_step": p.last_step, "files": p.files})
+    write_json_atomic(p.run / SYNC_FILE, {"id": p.ident["id"], "last_step": p.last_step, "files": p.files})
 
 
 def sync(folder: Path, dry_run: bool) -> list[str]:

@@ -41,7 +41,6 @@ from lstmgan.tracking.identity import (
     run_id,
     sync_record,
     write_once,
-    write_sync_record,
 )
 
 log = logging.getLogger(__name__)
@@ -314,7 +313,7 @@ class Tracker:
         record["files"] = {**record["files"], **self._sent_files}
         record["id"] = self.id
         try:
-            write_sync_record(self.run.path, record)
+            write_json_atomic(self.run.path / SYNC_FILE, record)
         except OSError as e:  # bookkeeping for a later sync: never a reason to stop training
             log.warning("cannot write %s (%s); a later `lstmgan sync` may send some steps again",
                         self.run.path / SYNC_FILE, e)
