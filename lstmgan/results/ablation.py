@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,17 +65,16 @@ class FactorEffect:
                 + (", its best value changing with the length" if len(bests) > 1 else ""))
 
 
-def rank_factors(runs: Iterable[AblationRun], factors: Sequence[str] = FACTORS,
-                 lengths: Sequence[int] = LONG_LENGTHS) -> dict[str, list[FactorEffect]]:
+def rank_factors(runs: Iterable[AblationRun]) -> dict[str, list[FactorEffect]]:
     """Per model, the factors that took more than one value at the long lengths, largest effect first."""
     by_model: dict[str, list[AblationRun]] = defaultdict(list)
     for run in runs:
-        if run.length in lengths:
+        if run.length in LONG_LENGTHS:
             by_model[run.model].append(run)
     ranked = {}
     for model, model_runs in sorted(by_model.items()):
         effects = []
-        for factor in factors:
+        for factor in FACTORS:
             by_length = {}
             for length in sorted({r.length for r in model_runs}):
                 means = _means((r for r in model_runs if r.length == length), factor)
@@ -98,10 +97,10 @@ def _means(runs: Iterable[AblationRun], factor: str) -> dict[Any, float]:
     return {v: statistics.fmean(accs) for v, accs in values.items()}
 
 
-def ablation_runs(records: Iterable[Any], factors: Sequence[str] = FACTORS) -> list[AblationRun]:
+def ablation_runs(records: Iterable[Any]) -> list[AblationRun]:
     """Finished runs as AblationRuns, the factors read from each run's config (a config without a factor —
     one written before it existed — records none for it)."""
     return [AblationRun(rec.config.model, rec.config.length,
-                        {f: getattr(rec.config, f) for f in factors if hasattr(rec.config, f)},
+                        {f: getattr(rec.config, f) for f in FACTORS if hasattr(rec.config, f)},
                         rec.result["final_val_acc"])
             for rec in records if rec.result and isinstance(rec.result.get("final_val_acc"), (int, float))]

@@ -143,12 +143,11 @@ class ClaimRow:
 HEADERS = ["claim", "the original says", "measured", "seeds ≥ 99 %", "epochs to 99 % (median)", "verdict", "why"]
 
 
-def verdicts(measured: Iterable[Measured], gan: GanMeasured | None = None,
-             claims: Iterable[Claim] = CLAIMS) -> list[ClaimRow]:
+def verdicts(measured: Iterable[Measured], gan: GanMeasured | None = None) -> list[ClaimRow]:
     """One row per claim, in the claims' order, from the measurements (see the module's docstring)."""
     found = {(m.model, m.length): m for m in measured}
     rows = []
-    for claim in claims:
+    for claim in CLAIMS:
         if claim.length is None:
             rows.append(_gan_row(claim, gan))
             continue
