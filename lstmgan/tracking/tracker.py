@@ -81,10 +81,9 @@ def offline_tracking(tracking: TrackingConfig) -> TrackingConfig:
 
 
 def has_credentials() -> bool:
-    return bool(os.environ.get("WANDB_API_KEY")) or _netrc_has_key()
-
-
-def _netrc_has_key() -> bool:
+    """WANDB_API_KEY, or a ~/.netrc (or $NETRC) entry for the W&B host."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
     host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
     path = os.environ.get("NETRC", os.path.expanduser("~/.netrc"))
     try:
