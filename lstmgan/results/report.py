@@ -24,7 +24,7 @@ from lstmgan.fs import read_text, write_text_atomic
 from lstmgan.results import ablation as ab
 from lstmgan.results import claims as c
 from lstmgan.results.document import Report
-from lstmgan.results.summary import Row, RunRecord, load_runs, run_folders, series, summarise
+from lstmgan.results.summary import Row, RunRecord, load_runs, run_folders, series, summarise, table_header
 from lstmgan.rundir import RunDir, is_number, rows_with
 from lstmgan.words import plural
 
@@ -151,9 +151,7 @@ def part_sweep(report: Report, records: list[RunRecord], figures: Path) -> None:
     rows = summarise(records)
     report.p(f"Final validation accuracy over seeds (chance level {CHANCE:.0%}); "
              f"{sum(r.finished for r in rows)} of {sum(r.total for r in rows)} runs finished.")
-    varied = list(rows[0].settings)  # a grid's keys: a column each
-    report.table(["model", "length", *varied, "runs finished", "final val acc (mean ± std)", "chance",
-                  "epochs to 99 % (mean)", "seeds reaching 99 %"],
+    report.table(table_header(rows, ("chance", "epochs to 99 % (mean)", "seeds reaching 99 %")),
                  [[*r.cells(), f"{CHANCE:.0%}", r.mean_epoch_text(), f"{r.reached}/{r.finished}"] for r in rows])
     paths = {int(p.stem[1:]): p for p in curves_by_length(records, figures / "palindrome", series(records))}
     by_length: dict[int, list[Row]] = defaultdict(list)

@@ -176,12 +176,12 @@ def summarise(records: list[RunRecord]) -> list[Row]:
     return [rows[k] for k in sorted(rows, key=lambda k: (k[0], order.get(k[1], 9), k[1], *k[2:]))]
 
 
-HEADER = ["model", "length", "runs finished", "final val acc (mean ± std)", "epochs to 99 % val acc"]
+HEADER = ["model", "length", "runs finished", "final val acc (mean ± std)"]  # Row.cells()'s columns
 
 
-def table_header(rows: list[Row]) -> list[str]:
-    """HEADER with a column for each varied setting after `length`."""
-    return [*HEADER[:2], *(rows[0].settings if rows else ()), *HEADER[2:]]
+def table_header(rows: list[Row], last: Sequence[str] = ("epochs to 99 % val acc",)) -> list[str]:
+    """HEADER with a column for each varied setting after `length`, then `last` (the summary's by default)."""
+    return [*HEADER[:2], *(rows[0].settings if rows else ()), *HEADER[2:], *last]
 
 
 def table_rows(rows: list[Row]) -> list[list[str]]:
