@@ -326,17 +326,15 @@ def sync(folder: Path, dry_run: bool) -> list[str]:
                         f"`lstmgan sync {folder}` (--dry-run lists what would be uploaded)")
     plans = [plan(run, folder, create=True) for run in runs]
     for p in plans:
-        if p.empty:
-            lines += p.describe()
-            continue
-        try:
-            offline_dir = replay(p)
-        except Exception as e:  # noqa: BLE001 - W&B's own failure to write the local run: one line
-            raise UserError(f"could not write the W&B replay of {p.run} ({type(e).__name__}: {first_line(e)}); "
-                            f"nothing was uploaded or recorded") from None
-        upload(offline_dir, f"{p.run} (W&B run {p.target()})")
-        commit(p)
-        shutil.rmtree(p.run / REPLAY_DIR, ignore_errors=True)  # uploaded: the folder and the record remain
+        if not p.empty:
+            try:
+                offline_dir = replay(p)
+            except Exception as e:  # noqa: BLE001 - W&B's own failure to write the local run: one line
+                raise UserError(f"could not write the W&B replay of {p.run} ({type(e).__name__}: "
+                                f"{first_line(e)}); nothing was uploaded or recorded") from None
+            upload(offline_dir, f"{p.run} (W&B run {p.target()})")
+            commit(p)
+            shutil.rmtree(p.run / REPLAY_DIR, ignore_errors=True)  # uploaded: the folder and the record remain
         lines += p.describe()
     lines.append(f"uploaded {len(todo)} of {plural(len(plans), 'run')}; the others were up to date")
     return lines
