@@ -252,15 +252,12 @@ def replay(p: Plan) -> Path:
                   settings=wandb_settings(system_metrics=False, replay=True))
     try:
         offline_dir = Path(wb.dir).parent
-        events: list[tuple[int, int, Any]] = [(r[step_key], 0, r) for r in p.rows]
-        events += [(step, 1, (key, paths)) for step, key, paths in p.images]
-        for step, kind, item in sorted(events, key=lambda e: (e[0], e[1])):
-            if kind == 0:
-                wb.log(wandb_row(item))
-            else:
-                key, paths = item
-                images = [wandb.Image(str(path), caption=path.stem) for path in paths]
-                wb.log({key: images if len(images) > 1 else images[0], step_key: step})
+        events: list[tuple[int, int, dict[str, Any]]] = [(r[step_key], 0, wandb_row(r)) for r in p.rows]
+        for step, key, paths in p.images:  # after the step's rows
+            images = [wandb.Image(str(path), caption=path.stem) for path in paths]
+            events.append((step, 1, {key: images if len(images) > 1 else images[0], step_key: step}))
+        for _, _, row in sorted(events, key=lambda e: (e[0], e[1])):
+            wb.log(row)
         for name, table in p.tables.items():
             wb.log({f"tables/{name}": wandb.Table(columns=table["header"], data=table["rows"]),
                     step_key: p.last_step or 0})
