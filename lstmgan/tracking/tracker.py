@@ -105,14 +105,6 @@ def wandb_row(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def define_metrics(wb: Any, step_key: str) -> None:
-    """Every metric against the run's step axis (epoch or step); best and last values in the summary."""
-    wb.define_metric(step_key)
-    wb.define_metric("*", step_metric=step_key)
-    for name, goal in BEST.items():
-        wb.define_metric(name, step_metric=step_key, summary=f"last,{goal}")
-
-
 def summary_values(result: dict[str, Any]) -> dict[str, Any]:
     """result.json's scalars under result/ (final numbers, times, device) for the runs table."""
     return {f"result/{k}": v for k, v in result.items() if isinstance(v, (int, float, str)) and v is not None}
@@ -143,14 +135,18 @@ def wandb_settings(*, system_metrics: bool, replay: bool = False) -> Any:
 
 def init_run(ident: dict[str, Any], folder: Path, *, mode: str, resume: str | None, settings: Any) -> Any:
     """The W&B run of a recorded identity (identity_record()), its W&B files under `folder`, every metric
-    against the identity's step key."""
+    against the identity's step key (epoch or step), best and last values in the summary."""
     import wandb  # imported lazily: W&B's import is slow, and runs with --wandb disabled never need it
 
     wb = wandb.init(project=ident.get("project"), entity=ident.get("entity"), group=ident.get("group"),
                     job_type=ident.get("job_type"), tags=list(ident.get("tags") or ()), name=ident.get("name"),
                     config=ident.get("config") or {}, dir=str(folder), id=ident["id"], resume=resume, mode=mode,
                     settings=settings)
-    define_metrics(wb, ident["step_key"])
+    step_key = ident["step_key"]
+    wb.define_metric(step_key)
+    wb.define_metric("*", step_metric=step_key)
+    for name, goal in BEST.items():
+        wb.define_metric(name, step_metric=step_key, summary=f"last,{goal}")
     return wb
 
 
