@@ -22,6 +22,8 @@ from typing import Any
 
 from lstmgan.catalog import find
 from lstmgan.config import (
+    ABLATION,
+    GAN,
     GanConfig,
     GanSweepConfig,
     PalindromeConfig,
@@ -40,8 +42,6 @@ from lstmgan.palindrome.train import run_palindrome
 from lstmgan.runner.job import Job, Progress, resolve_device
 from lstmgan.tracking.identity import group_id
 
-ABLATION = "ablation"
-GAN = "gan"
 STRIPS = "lerp"  # the study's interpolation method: <run>/interpolation/lerp.json
 
 

@@ -42,18 +42,19 @@ def test_status_and_collect_find_the_sweep_beneath_the_folder_given(cli, tmp_pat
     assert cli("status", empty).code == 2 and cli("collect", empty).code == 2
 
 
-def test_status_and_collect_answer_without_loading_torch(cli, tmp_path):
+def test_status_collect_and_report_answer_without_loading_torch(cli, tmp_path):
     # they read JSON and draw figures; importing torch would cost each call seconds
     assert cli(*SWEEP, "--out", tmp_path).code == 0
     code = textwrap.dedent(f"""
         import contextlib, io, sys
         from lstmgan.cli.main import main
         with contextlib.redirect_stdout(io.StringIO()):
-            codes = [main(["status", {str(tmp_path)!r}]), main(["collect", {str(tmp_path)!r}, "--wandb", "disabled"])]
+            codes = [main(["status", {str(tmp_path)!r}]), main(["collect", {str(tmp_path)!r}, "--wandb", "disabled"]),
+                     main(["report", {str(tmp_path)!r}, "--wandb", "disabled"])]
         print(*codes, "torch" in sys.modules)
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["0", "0", "False"], out
+    assert out.split() == ["0", "0", "0", "False"], out
 
 
 def test_status_sorts_lengths_as_numbers(cli, tmp_path):

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
+from lstmgan.config import ABLATION, GAN
 from lstmgan.errors import UserError
-from lstmgan.experiments import ABLATION, GAN
 from lstmgan.fs import read_text, write_text_atomic
 from lstmgan.results import ablation as ab
 from lstmgan.results import claims as c
