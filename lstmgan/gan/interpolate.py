@@ -75,15 +75,8 @@ class Pair:
     candidates: int  # latents drawn before the pair was complete
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "z0": self.z0.tolist(),
-            "z1": self.z1.tolist(),
-            "class0": self.class0,
-            "class1": self.class1,
-            "confidence0": self.confidence0,
-            "confidence1": self.confidence1,
-            "candidates": self.candidates,
-        }
+        """JSON-ready: every field, the latents as lists."""
+        return {**vars(self), "z0": self.z0.tolist(), "z1": self.z1.tolist()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,12 +91,7 @@ class Strip:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary; the images themselves go to the PNG."""
-        return {
-            "method": self.method,
-            "latents": self.latents.tolist(),
-            "classes": self.classes,
-            "confidences": self.confidences,
-        }
+        return {**{k: v for k, v in vars(self).items() if k != "images"}, "latents": self.latents.tolist()}
 
 
 @torch.no_grad()

@@ -76,26 +76,20 @@ def make_strips(gan: TrainedGan, *, steps: int, method: str, pairs: int, seed: i
     strip's PNG path, its pair and its predicted classes and confidences."""
     with RunLock(gan.run.path):  # never while `lstmgan gan` (or another interpolate) writes this run
         classifier, _ = load_classifier(gan.config.classifier, device)
-        return _make_strips(gan, classifier, steps=steps, method=method, pairs=pairs, seed=seed,
-                            min_confidence=min_confidence, device=device)
-
-
-def _make_strips(gan: TrainedGan, classifier: Any, *, steps: int, method: str, pairs: int, seed: int,
-                 min_confidence: float, device: torch.device) -> list[dict[str, Any]]:
-    rng = torch.Generator().manual_seed(seed)
-    folder = gan.run.path / "interpolation"
-    strips = []
-    for i in range(pairs):
-        pair = find_pair(gan.generator, classifier, latent_dim=gan.config.latent_dim, min_confidence=min_confidence,
-                         generator_rng=rng, device=device)
-        if pair is None:
-            raise UserError(f"no two samples of different classes with confidence ≥ {min_confidence} were found; "
-                            f"train the GAN longer or pass a lower --min-confidence")
-        strip = interpolate(gan.generator, classifier, pair, steps=steps, method=method, device=device)
-        png = folder / f"{method}-{i}.png"
-        names = class_names(gan.config.dataset)
-        render_strip(strip.images, [names[c] for c in strip.classes], strip.confidences, png)
-        strips.append({"png": str(png), "pair": pair.to_dict(), **strip.to_dict()})
-    write_json_atomic(folder / f"{method}.json", {"epoch": gan.epoch, "seed": seed, "steps": steps,
-                                                  "min_confidence": min_confidence, "strips": strips})
-    return strips
+        rng = torch.Generator().manual_seed(seed)
+        folder = gan.run.path / "interpolation"
+        strips = []
+        for i in range(pairs):
+            pair = find_pair(gan.generator, classifier, latent_dim=gan.config.latent_dim,
+                             min_confidence=min_confidence, generator_rng=rng, device=device)
+            if pair is None:
+                raise UserError(f"no two samples of different classes with confidence ≥ {min_confidence} were "
+                                f"found; train the GAN longer or pass a lower --min-confidence")
+            strip = interpolate(gan.generator, classifier, pair, steps=steps, method=method, device=device)
+            png = folder / f"{method}-{i}.png"
+            names = class_names(gan.config.dataset)
+            render_strip(strip.images, [names[c] for c in strip.classes], strip.confidences, png)
+            strips.append({"png": str(png), "pair": pair.to_dict(), **strip.to_dict()})
+        write_json_atomic(folder / f"{method}.json", {"epoch": gan.epoch, "seed": seed, "steps": steps,
+                                                      "min_confidence": min_confidence, "strips": strips})
+        return strips
