@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -108,28 +108,8 @@ def run_palindrome(cfg: PalindromeConfig, run: Run) -> dict[str, Any]:
 
     On the CPU it uses one thread: these matrices are too small for more to pay off (parallelism comes
     from running several runs side by side), and results then do not depend on the machine's core count."""
-    with deterministic(cfg.deterministic):
-        if run.device.type == "cpu":
-            with cpu_threads(1):
-                return _train(cfg, run)
+    with deterministic(cfg.deterministic), cpu_threads(1) if run.device.type == "cpu" else nullcontext():
         return _train(cfg, run)
-
-
-def palindrome_state(cfg: PalindromeConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
-                     shuffle: torch.Generator, history: dict[str, Any]) -> dict[str, Any]:
-    """The checkpoint, written here and read by `load_palindrome_state` only."""
-    return {"config": to_dict(cfg), "epoch": history["epoch"], "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "shuffle_rng": shuffle.get_state(), "history": dict(history)}
-
-
-def load_palindrome_state(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-                          shuffle: torch.Generator) -> dict[str, Any]:
-    """Continue from a checkpoint loaded on the CPU: weights and optimizer state move to the model's device
-    through load_state_dict, the shuffle RNG state stays a CPU byte tensor. Returns the history."""
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    shuffle.set_state(ckpt["shuffle_rng"].cpu())
-    return dict(ckpt["history"])
 
 
 def _train(cfg: PalindromeConfig, run: Run) -> dict[str, Any]:
@@ -146,8 +126,13 @@ def _train(cfg: PalindromeConfig, run: Run) -> dict[str, Any]:
     shuffle = torch.Generator().manual_seed(cfg.seed)
     history = {"epoch": 0, "best_val_acc": 0.0, "best_epoch": 0, "epoch_to_99": None, "train_time": 0.0}
 
-    if run.checkpoint is not None:
-        history = load_palindrome_state(run.checkpoint, model, optimizer, shuffle)
+    # A checkpoint is loaded on the CPU: load_state_dict moves weights and optimizer state to the model's
+    # device, the shuffle RNG state stays a CPU byte tensor.
+    if (ckpt := run.checkpoint) is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        shuffle.set_state(ckpt["shuffle_rng"].cpu())
+        history = dict(ckpt["history"])
 
     row: dict[str, Any] = {}
     stop = run.stop_requested  # Ctrl-C, SIGTERM or SLURM: checked between epochs
@@ -166,7 +151,9 @@ def _train(cfg: PalindromeConfig, run: Run) -> dict[str, Any]:
         if history["epoch_to_99"] is None and row["val_acc"] >= TARGET_ACC:
             history["epoch_to_99"] = epoch
         run.tracker.log(row)
-        run.dir.save_checkpoint(palindrome_state(cfg, model, optimizer, shuffle, history))
+        run.dir.save_checkpoint({"config": to_dict(cfg), "epoch": history["epoch"], "model": model.state_dict(),
+                                 "optimizer": optimizer.state_dict(), "shuffle_rng": shuffle.get_state(),
+                                 "history": dict(history)})
         run.progress(epoch, cfg.epochs, f"val_acc {row['val_acc']:.3f}")
 
     final = row or next(iter(run.dir.metrics()[-1:]), {})  # resumed after the last epoch: its logged row
