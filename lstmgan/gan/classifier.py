@@ -29,7 +29,7 @@ _FORMAT = "lstmgan.gan.classifier.SmallCNN/1"  # bump when the architecture chan
 class SmallCNN(nn.Module):
     """Two conv blocks (28→14→7) and a 128-unit feature layer; ~0.2 M parameters, CPU-friendly."""
 
-    def __init__(self, num_classes: int = num_classes, feature_dim: int = FEATURE_DIM) -> None:
+    def __init__(self) -> None:
         super().__init__()
         # Pool before BatchNorm: the same function class, but BN runs on 4× fewer pixels, which is
         # a large share of a CPU step at this size.
@@ -43,8 +43,8 @@ class SmallCNN(nn.Module):
             nn.BatchNorm2d(32),
             nn.ReLU(),
         )
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(32 * 7 * 7, feature_dim), nn.ReLU())
-        self.head = nn.Linear(feature_dim, num_classes)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(32 * 7 * 7, FEATURE_DIM), nn.ReLU())
+        self.head = nn.Linear(FEATURE_DIM, num_classes)
 
     def features(self, x: Tensor) -> Tensor:
         """N×1×28×28 images in [-1, 1] → N×128 penultimate activations (the FID features)."""

@@ -34,9 +34,9 @@ from torchvision.datasets.mnist import read_image_file, read_label_file
 from lstmgan.choices import DATASETS
 from lstmgan.errors import UserError
 from lstmgan.fs import LIMITS, MiB, open_regular
+from lstmgan.gan.models import IMAGE_SHAPE
 
 num_classes = 10
-IMAGE_SHAPE = (1, 28, 28)
 
 # The dataset names (config.DATASETS, the one list) → torchvision's classes, whose names are its folder names.
 TORCHVISION: dict[str, type[MNIST]] = {"mnist": MNIST, "fashion-mnist": FashionMNIST}

@@ -29,19 +29,12 @@ def frechet_distance(feats_a: Tensor, feats_b: Tensor) -> float:
     b = feats_b.detach().to(feats_a.device, torch.float64)
     mu_a, mu_b = a.mean(dim=0), b.mean(dim=0)
     cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)  # unbiased (N-1), like numpy.cov in reference FID
-    sqrt_a = _sqrtm_psd(cov_a)
-    cross = _eigvals_psd(sqrt_a @ cov_b @ sqrt_a).sqrt().sum()
+    vals, vecs = torch.linalg.eigh((cov_a + cov_a.T) / 2)  # symmetrised: round-off leaves a hair of asymmetry
+    sqrt_a = (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
+    middle = sqrt_a @ cov_b @ sqrt_a
+    cross = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
     fd = (mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * cross
     return max(float(fd), 0.0)  # tiny negatives are round-off for identical sets
-
-
-def _eigvals_psd(m: Tensor) -> Tensor:
-    return torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0)
-
-
-def _sqrtm_psd(m: Tensor) -> Tensor:
-    vals, vecs = torch.linalg.eigh((m + m.T) / 2)
-    return (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
 
 
 @torch.no_grad()

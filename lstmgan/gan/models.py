@@ -13,6 +13,8 @@ from contextlib import contextmanager
 
 from torch import Tensor, nn
 
+IMAGE_SHAPE = (1, 28, 28)  # C×H×W of MNIST and Fashion-MNIST
+
 
 def _block(in_features: int, out_features: int, *, batch_norm: bool) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Linear(in_features, out_features)]
@@ -25,30 +27,29 @@ def _block(in_features: int, out_features: int, *, batch_norm: bool) -> list[nn.
 class Generator(nn.Module):
     """z (N×latent_dim) → images (N×C×H×W) in [-1, 1]: MLP 128-256-512-1024 with BatchNorm, tanh."""
 
-    def __init__(self, latent_dim: int = 100, img_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+    def __init__(self, latent_dim: int = 100) -> None:
         super().__init__()
-        self.img_shape = tuple(img_shape)
         self.net = nn.Sequential(
             *_block(latent_dim, 128, batch_norm=False),  # no BN on the first layer, as in the original
             *_block(128, 256, batch_norm=True),
             *_block(256, 512, batch_norm=True),
             *_block(512, 1024, batch_norm=True),
-            nn.Linear(1024, math.prod(self.img_shape)),
+            nn.Linear(1024, math.prod(IMAGE_SHAPE)),
             nn.Tanh(),  # matches the data's [-1, 1] normalisation
         )
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(z).view(z.shape[0], *self.img_shape)
+        return self.net(z).view(z.shape[0], *IMAGE_SHAPE)
 
 
 class Discriminator(nn.Module):
     """Images (N×C×H×W) → one real/fake logit per image (N×1); pair it with ``BCEWithLogitsLoss``."""
 
-    def __init__(self, img_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(math.prod(img_shape), 512),
+            nn.Linear(math.prod(IMAGE_SHAPE), 512),
             nn.LeakyReLU(0.2),
             nn.Linear(512, 256),
             nn.LeakyReLU(0.2),
