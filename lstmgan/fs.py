@@ -307,6 +307,16 @@ def read_tail(path: Path, kind: str, size: int) -> bytes:
         return f.read(size)
 
 
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in a small file lstmgan wrote; None when it is missing, torn, not an object or no regular
+    file (a FIFO, a link, too large: never waited on). For files whose damage only means "not there"."""
+    try:
+        data = json.loads(read_text(path, "result"))
+    except (OSError, ValueError, NotRegular):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def read_jsonl(path: Path, damaged: list[int] | None = None) -> list[dict[str, Any]]:
     """The JSON objects of a JSONL file; a torn last line (killed mid-write), a line that is not an object
     and undecodable bytes are skipped, so readers never crash on a damaged file. With `damaged`, the numbers

@@ -20,7 +20,7 @@ import yaml
 
 from lstmgan.config import ABLATION, GAN
 from lstmgan.errors import UserError
-from lstmgan.fs import read_text, write_text_atomic
+from lstmgan.fs import read_json_object, write_text_atomic
 from lstmgan.results import ablation as ab
 from lstmgan.results import claims as c
 from lstmgan.results.document import Report
@@ -109,17 +109,8 @@ def part_claims(report: Report, sweep: list[RunRecord], ablation: list[RunRecord
 
 def strip_files(gan_runs: list[Path]) -> list[dict[str, Any]]:
     """The interpolation/<method>.json files of the GAN runs (unreadable ones left out)."""
-    files = (json_object(f) for run in gan_runs for f in sorted((run / "interpolation").glob("*.json")))
+    files = (read_json_object(f) for run in gan_runs for f in sorted((run / "interpolation").glob("*.json")))
     return [data for data in files if data is not None]
-
-
-def json_object(path: Path) -> dict[str, Any] | None:
-    """The JSON object in `path`; None when it is torn, not an object, or not a regular file (NotRegular)."""
-    try:
-        data = json.loads(read_text(path, "result"))
-    except (OSError, ValueError, UserError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 # --- part 1: the sweep -----------------------------------------------------------------------------
@@ -259,7 +250,7 @@ def part_gan(report: Report, runs: list[Path], figures: Path) -> None:
 
 def strip_rule(png: Path) -> str:
     """The confidence both ends of a strip needed, from the JSON written beside it ('' when unreadable)."""
-    value = (json_object(png.with_name(png.stem.rsplit("-", 1)[0] + ".json")) or {}).get("min_confidence")
+    value = (read_json_object(png.with_name(png.stem.rsplit("-", 1)[0] + ".json")) or {}).get("min_confidence")
     return f"; both ends read as their class with confidence ≥ {value}" if isinstance(value, (int, float)) else ""
 
 

@@ -3,14 +3,13 @@ study folder), and the record of what W&B holds of the folder."""
 
 from __future__ import annotations
 
-import json
 import secrets
 import uuid
 from pathlib import Path
 from typing import Any
 
 from lstmgan.config import TrackingConfig
-from lstmgan.fs import NotRegular, read_text, write_bytes_once, write_text_atomic
+from lstmgan.fs import read_json_object, read_text, write_bytes_once, write_text_atomic
 
 ID_FILE = "wandb-id"  # in a run folder: its W&B run id
 IDENTITY_FILE = "wandb-run.json"  # in a run folder: identity_record()
@@ -52,7 +51,7 @@ def _group_of_runs(folder: Path) -> str | None:
         return None
     for pattern in (f"*/{IDENTITY_FILE}", f"*/*/{IDENTITY_FILE}"):
         for path in sorted(folder.glob(pattern)):
-            group = read_json(path).get("group")
+            group = (read_json_object(path) or {}).get("group")
             if isinstance(group, str) and group.startswith(folder.name + "-"):
                 return group
     return None
@@ -61,17 +60,6 @@ def _group_of_runs(folder: Path) -> str | None:
 def write_once(path: Path, text: str) -> None:
     """Create `path` holding `text` unless it exists (parallel workers race to pin one group: first wins)."""
     write_bytes_once(path, (text + "\n").encode())
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from a bookkeeping file; {} when it is missing, unreadable or not an object. One that is
-    no regular file (a FIFO, a link, too large) is never waited on: {} too, as bookkeeping never stops
-    training (a later sync then sends again what it cannot tell was sent)."""
-    try:
-        data = json.loads(read_text(path, "result"))
-    except (OSError, ValueError, NotRegular):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def identity_record(wandb_id: str, tracking: TrackingConfig, *, name: str, step_key: str, config: dict[str, Any],
@@ -85,12 +73,12 @@ def identity_record(wandb_id: str, tracking: TrackingConfig, *, name: str, step_
 
 def identity(run_path: Path) -> dict[str, Any]:
     """The folder's recorded identity ({} for a folder trained before it recorded one)."""
-    return read_json(run_path / IDENTITY_FILE)
+    return read_json_object(run_path / IDENTITY_FILE) or {}
 
 
 def sync_record(run_path: Path) -> dict[str, Any]:
     """What W&B holds of this folder: {"id", "last_step", "files": {relative path: hash}}."""
-    record = read_json(run_path / SYNC_FILE)
+    record = read_json_object(run_path / SYNC_FILE) or {}
     record.setdefault("last_step", None)
     record.setdefault("files", {})
     return record

@@ -30,7 +30,7 @@ from typing import Any
 
 from lstmgan.config import TrackingConfig, run_kind
 from lstmgan.errors import UserError, first_line
-from lstmgan.fs import read_text, write_json_atomic
+from lstmgan.fs import read_json_object, read_text, write_json_atomic
 from lstmgan.rundir import RunDir
 from lstmgan.tracking.identity import (
     GROUP_FILE,
@@ -39,7 +39,6 @@ from lstmgan.tracking.identity import (
     group_id,
     identity,
     identity_record,
-    read_json,
     run_id,
     sync_record,
     write_once,
@@ -218,7 +217,7 @@ def _plan_run(p: Plan, record: dict[str, Any]) -> None:
 
 
 def _plan_report(p: Plan, record: dict[str, Any]) -> None:
-    spec = read_json(p.run / "report.json")
+    spec = read_json_object(p.run / "report.json") or {}
     base = p.run.parent
     p.last_step = (record["last_step"] or 0) + 1  # each upload of a changed report is the next step
     for name, table in spec.get("tables", {}).items():
