@@ -117,6 +117,20 @@ def test_a_classifier_cache_folder_that_is_a_link_is_refused_before_a_run_folder
     assert os.listdir(outside) == [] and os.listdir(tmp_path / "out") == ["classifiers"]
 
 
+def test_the_classifier_command_refuses_a_linked_cache_folder_before_it_trains(cli, tmp_path):
+    from idx import make_tiny_mnist
+
+    make_tiny_mnist(tmp_path / "data", n_train=256, n_test=64)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "classifiers").symlink_to(outside, target_is_directory=True)
+    r = cli("classifier", "--data-dir", tmp_path / "data", "--epochs", "1", "--device", "cpu",
+            "--out", tmp_path / "out")
+    one_line_refusal(r, str(tmp_path / "out" / "classifiers"), "symbolic link")
+    assert os.listdir(outside) == [] and "accuracy" not in r.out + r.err
+
+
 # --- the number of runs -----------------------------------------------------------------------------------------
 
 
