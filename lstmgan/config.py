@@ -219,10 +219,6 @@ class AblationConfig:
         SweepConfig(name="ablation", lengths=self.lengths, models=self.models, seeds=self.seeds, run=self.run)
 
 
-# The study's folders under its --out, beside its sweep's (named by the sweep): the ablation's runs, the GAN runs.
-ABLATION, GAN = "ablation", "gan"
-
-
 @settings
 class StudyConfig:
     """Everything the study report needs: the sweep, the ablation, the GAN runs (over `gan.seeds`) and their

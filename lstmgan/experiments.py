@@ -22,8 +22,6 @@ from typing import Any
 
 from lstmgan.catalog import find
 from lstmgan.config import (
-    ABLATION,
-    GAN,
     GanConfig,
     GanSweepConfig,
     PalindromeConfig,
@@ -39,6 +37,7 @@ from lstmgan.gan.train import run_gan
 from lstmgan.overrides import load_yaml
 from lstmgan.palindrome.train import check_checkpoint as palindrome_fits
 from lstmgan.palindrome.train import run_palindrome
+from lstmgan.rundir import ABLATION, GAN
 from lstmgan.runner.job import Job, Progress, resolve_device
 from lstmgan.tracking.identity import group_id
 

@@ -58,6 +58,8 @@ RUN_FILES = {"config.yaml": "config", "result.json": "result", "metrics.jsonl": 
              "checkpoint.pt": "checkpoint", TASK: "result", "wandb-id": "id", "wandb-run.json": "result"}
 # Folders a run writes into: each must be a real folder (a link would send the writes elsewhere).
 RUN_FOLDERS = ("samples", "interpolation", "wandb")
+# A study's folders under its --out, beside its sweep's (named by the sweep): the ablation's runs, the GAN runs.
+ABLATION, GAN = "ablation", "gan"
 # A check that a loaded checkpoint fits the run's model (its tensors' shapes): raises on a misfit.
 CheckpointCheck = Callable[[dict[str, Any]], None]
 

@@ -18,14 +18,13 @@ from typing import Any
 
 import yaml
 
-from lstmgan.config import ABLATION, GAN
 from lstmgan.errors import UserError
 from lstmgan.fs import read_json_object, write_text_atomic
 from lstmgan.results import ablation as ab
 from lstmgan.results import claims as c
 from lstmgan.results.document import Report
 from lstmgan.results.summary import Row, RunRecord, load_runs, run_folders, series, summarise, table_header
-from lstmgan.rundir import RunDir, is_number, rows_with
+from lstmgan.rundir import ABLATION, GAN, RunDir, is_number, rows_with
 from lstmgan.words import plural
 
 CHANCE = 0.1  # ten digits
