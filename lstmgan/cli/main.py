@@ -61,7 +61,7 @@ def skip_unset_flags(process_value):  # type: ignore[no-untyped-def]
 
 typer.core._TyperParameter.process_value = skip_unset_flags(typer.core._TyperParameter.process_value)
 
-from lstmgan import __version__  # noqa: E402
+import lstmgan  # noqa: E402
 from lstmgan.choices import MAX_RUNS, SWEEP_AXES, allow_runs  # noqa: E402
 from lstmgan.cli import experiments, gan_tools, results  # noqa: E402
 from lstmgan.cli.display import say, warn  # noqa: E402
@@ -76,7 +76,7 @@ for commands in (experiments.app, gan_tools.app, results.app):  # in this order 
 
 def show_version(on: bool) -> None:
     if on:
-        say(f"lstmgan {__version__}")
+        say(f"lstmgan {lstmgan.__version__}")
         raise typer.Exit()
 
 
@@ -186,7 +186,7 @@ def crash_file(exc: BaseException, argv: Sequence[str]) -> Path | None:
     """Write the full traceback to $XDG_STATE_HOME/lstmgan/ (else ~/.local/state/lstmgan/); when that is not
     writable, to a private folder in the temp dir (`private_temp_folder`). The file is created exclusively,
     never through a link, and is the user's alone (0600): the traceback holds argv and paths."""
-    text = (f"lstmgan {__version__}, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n"
+    text = (f"lstmgan {lstmgan.__version__}, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n"
             f"argv: {' '.join(argv)}\n\n" + "".join(traceback.format_exception(exc)))
     state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "lstmgan"
     name = f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
