@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from lstmgan.results.claims import pct
+from lstmgan.results.markdown import pct
 
 FACTORS = ("encoding", "init", "forget_bias")  # the ablation's axes that rank_factors weighs
 LONG_LENGTHS = (15, 20)  # where the original's RNN fails and its LSTM does not

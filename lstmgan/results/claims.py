@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from lstmgan.results.markdown import acc_text, mean_std_text, pct
+
 HOLDS, PARTLY, FAILS, UNMEASURED = "holds", "partly", "does not hold", "not measured"
 QUICK = "quick: "
 OTHER_DATA = "other data: "  # a GAN trained on another dataset than the original's MNIST (e.g. Fashion-MNIST)
@@ -300,21 +302,6 @@ def gan_measured(results: Iterable[dict[str, Any]], strip_files: Iterable[dict[s
 
 
 # --- text --------------------------------------------------------------------------------------------
-
-
-def pct(x: float) -> str:
-    return f"{100 * x:.0f} %" if float(100 * x).is_integer() else f"{100 * x:.1f} %"
-
-
-def mean_std_text(values: Sequence[float], fmt: str = "{:.1f}", scale: float = 1.0) -> str:
-    """"m ± s" over seeds (sample std); one value has no ± part."""
-    mean = fmt.format(scale * statistics.fmean(values))
-    return mean if len(values) == 1 else f"{mean} ± {fmt.format(scale * statistics.stdev(values))}"
-
-
-def acc_text(values: Sequence[float]) -> str:
-    """Accuracies as "m ± s %"; "–" for none (a set-up without a finished run)."""
-    return mean_std_text(values, scale=100) + " %" if values else "–"
 
 
 def epoch_text(epoch: float) -> str:

@@ -22,8 +22,7 @@ from typing import Any
 from lstmgan.config import PalindromeConfig, from_dict, run_kind
 from lstmgan.errors import UserError
 from lstmgan.fs import write_text_atomic
-from lstmgan.results.claims import acc_text
-from lstmgan.results.markdown import markdown_table
+from lstmgan.results.markdown import acc_text, markdown_table
 from lstmgan.rundir import RunDir, is_number, rows_with
 
 # Settings that never count as varied: the sweep's own axes (rows and run names show them already) and
