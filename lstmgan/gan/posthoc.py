@@ -78,6 +78,7 @@ def make_strips(gan: TrainedGan, *, steps: int, method: str, pairs: int, seed: i
         classifier, _ = load_classifier(gan.config.classifier, device)
         rng = torch.Generator().manual_seed(seed)
         folder = gan.run.path / "interpolation"
+        names = class_names(gan.config.dataset)
         strips = []
         for i in range(pairs):
             pair = find_pair(gan.generator, classifier, latent_dim=gan.config.latent_dim,
@@ -87,7 +88,6 @@ def make_strips(gan: TrainedGan, *, steps: int, method: str, pairs: int, seed: i
                                 f"found; train the GAN longer or pass a lower --min-confidence")
             strip = interpolate(gan.generator, classifier, pair, steps=steps, method=method, device=device)
             png = folder / f"{method}-{i}.png"
-            names = class_names(gan.config.dataset)
             render_strip(strip.images, [names[c] for c in strip.classes], strip.confidences, png)
             strips.append({"png": str(png), "pair": pair.to_dict(), **strip.to_dict()})
         write_json_atomic(folder / f"{method}.json", {"epoch": gan.epoch, "seed": seed, "steps": steps,
