@@ -1,5 +1,5 @@
-"""Helpers shared by the tests: the real CLI in a subprocess, its process tree, waiting, metrics without times,
-a small disk that fills up."""
+"""Helpers shared by the tests: the real CLI in a subprocess (or its main() in a fresh interpreter), its process
+tree, waiting, metrics without times, a small disk that fills up."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,24 @@ def lstmgan(*args: object, **kwargs: object) -> subprocess.Popen[str]:
     """`python -m lstmgan ARGS` with stdout/stderr captured as text."""
     return subprocess.Popen([sys.executable, "-m", "lstmgan", *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kwargs)  # type: ignore[call-overload]
+
+
+def in_fresh_process(*argvs: list[object], watch: list[str]) -> tuple[list[int], str, list[str]]:
+    """lstmgan's main() on each argv in a new interpreter: the exit codes, what they printed on stdout, and
+    which of the modules in `watch` were loaded by then (what importing the CLI and running them costs)."""
+    code = textwrap.dedent("""
+        import contextlib, io, json, sys
+        from lstmgan.cli.main import main
+        argvs, watch = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            codes = [main(argv) for argv in argvs]
+        print(json.dumps([codes, out.getvalue(), [m for m in watch if m in sys.modules]]))
+    """)
+    argv_json = json.dumps([[str(a) for a in argv] for argv in argvs])
+    done = subprocess.run([sys.executable, "-c", code, argv_json, json.dumps(watch)], capture_output=True,
+                          text=True, check=True)
+    codes, out, loaded = json.loads(done.stdout)
+    return codes, out, loaded
 
 
 def wait_for(predicate: Callable[[], object], what: str, timeout: float = 120, poll: float = 0.02) -> object:

@@ -3,14 +3,12 @@ tables and words that read right, and the README's promises on bad input (issue 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import TINY, snapshot
+from helpers import in_fresh_process
 
 SWEEP = ["sweep", "--models", "rnn", "--lengths", "3", "--seeds", "0", "--epochs", "1", *TINY, "--quiet"]
 ONE = ["palindrome", "--model", "lstm", "--length", "3", "--epochs", "1", *TINY, "--quiet"]
@@ -45,16 +43,9 @@ def test_status_and_collect_find_the_sweep_beneath_the_folder_given(cli, tmp_pat
 def test_status_collect_and_report_answer_without_loading_torch(cli, tmp_path):
     # they read JSON and draw figures; importing torch would cost each call seconds
     assert cli(*SWEEP, "--out", tmp_path).code == 0
-    code = textwrap.dedent(f"""
-        import contextlib, io, sys
-        from lstmgan.cli.main import main
-        with contextlib.redirect_stdout(io.StringIO()):
-            codes = [main(["status", {str(tmp_path)!r}]), main(["collect", {str(tmp_path)!r}, "--wandb", "disabled"]),
-                     main(["report", {str(tmp_path)!r}, "--wandb", "disabled"])]
-        print(*codes, "torch" in sys.modules)
-    """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["0", "0", "0", "False"], out
+    codes, _, loaded = in_fresh_process(["status", tmp_path], ["collect", tmp_path, "--wandb", "disabled"],
+                                        ["report", tmp_path, "--wandb", "disabled"], watch=["torch"])
+    assert codes == [0, 0, 0] and loaded == [], loaded
 
 
 def test_status_sorts_lengths_as_numbers(cli, tmp_path):

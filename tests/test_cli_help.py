@@ -2,11 +2,9 @@
 
 import importlib.metadata
 import re
-import subprocess
-import sys
-import textwrap
 
 import pytest
+from helpers import in_fresh_process
 
 from lstmgan.cli.main import main
 
@@ -82,25 +80,14 @@ def test_wandb_choices_never_wrap_mid_word_at_80_columns(cli, monkeypatch):
 
 
 def test_importing_the_cli_loads_neither_torch_nor_pydantic_nor_submitit_nor_wandb():
-    code = ("import sys, lstmgan.cli.main; "
-            "heavy = [m for m in ('torch', 'torchvision', 'submitit', 'wandb', 'matplotlib', 'pydantic', "
-            "'lstmgan.config') if m in sys.modules]; "
-            "print(heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    heavy = ["torch", "torchvision", "submitit", "wandb", "matplotlib", "pydantic", "lstmgan.config"]
+    assert in_fresh_process(watch=heavy) == ([], "", [])
 
 
 def test_a_commands_help_loads_no_pydantic_either():
     # typer would convert its own unset --help/--install-completion flags through pydantic (0.15 s)
-    code = textwrap.dedent("""
-        import contextlib, io, sys
-        from lstmgan.cli.main import main
-        with contextlib.redirect_stdout(io.StringIO()) as out:
-            code = main(["sweep", "--help"])
-        print(code, "Usage: lstmgan sweep" in out.getvalue(), "pydantic" in sys.modules)
-    """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["0", "True", "False"]
+    codes, out, loaded = in_fresh_process(["sweep", "--help"], watch=["pydantic"])
+    assert codes == [0] and "Usage: lstmgan sweep" in out and loaded == []
 
 
 def test_configs_lists_the_packaged_job_files_and_cluster_profiles(cli, monkeypatch):
