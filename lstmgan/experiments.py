@@ -31,6 +31,7 @@ from lstmgan.config import (
     apply,
 )
 from lstmgan.errors import UserError
+from lstmgan.gan.classifier import cache_path
 from lstmgan.gan.posthoc import load_trained, make_strips
 from lstmgan.gan.train import check_checkpoint as gan_fits
 from lstmgan.gan.train import run_gan
@@ -82,7 +83,7 @@ def gan_job(cfg: GanConfig, folder: Path, tracking: TrackingConfig, *, force: bo
     the same --out. W&B: group = the tracking's group if set, else the folder's W&B group id; the grid's
     values become tags."""
     if not cfg.classifier:
-        cfg = replace(cfg, classifier=str(folder.parent / "classifiers" / f"{cfg.dataset}.pt"))
+        cfg = replace(cfg, classifier=str(cache_path(folder.parent, cfg.dataset)))
     values = [f"{key}{value_text(getattr(cfg, key))}" for key in keys]
     tracking = replace(tracking, group=tracking.group or group_id(folder), job_type="gan",
                        tags=("gan", cfg.dataset, *(f"{key}={value_text(getattr(cfg, key))}" for key in keys),

@@ -114,10 +114,11 @@ def preflight(jobs: Sequence[Job], out: Path, folder: Path) -> list[Any]:
     for sweep in dict.fromkeys([folder, *(job.run_dir.parent for job in jobs)]):
         check_real_folders(out, sweep)
         check_real_folder(sweep / "figures")
-    # And the GAN runs' classifier cache, OUT/classifiers (experiments.gan_job), written once the data is read.
-    cache = out / "classifiers"
-    if any(Path(getattr(job.config, "classifier", "")).parent == cache for job in jobs):
-        check_real_folder(cache)
+    # And the folders under --out where GAN runs keep their classifier (gan.classifier.cache_path), written once
+    # the data is read.
+    for cache in {Path(job.config.classifier).parent for job in jobs if getattr(job.config, "classifier", None)}:
+        if cache.is_relative_to(out):
+            check_real_folders(out, cache)
     return [decide(RunDir(job.run_dir), to_dict(job.config), force=job.force, check_checkpoint=job.checkpoint_check(),
                    job_alive=job_alive) for job in jobs]
 

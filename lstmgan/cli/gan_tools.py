@@ -44,11 +44,11 @@ def classifier(
 ) -> None:
     """Train (or show) the small CNN that scores GAN samples: classifier-FID, class histograms."""
     from lstmgan.fs import check_real_folders, check_writable
-    from lstmgan.gan.classifier import TRAIN_EPOCHS, cached_classifier, data_text, train_and_save
+    from lstmgan.gan.classifier import TRAIN_EPOCHS, cache_path, cached_classifier, data_text, train_and_save
     from lstmgan.gan.data import load_images
 
     require(epochs is None or epochs >= 1, "--epochs", "at least 1", epochs)
-    name, path = value(dataset), out / "classifiers" / f"{value(dataset)}.pt"
+    name, path = value(dataset), cache_path(out, value(dataset))
     check_real_folders(out, path.parent)  # OUT/classifiers is lstmgan's: a link is refused before training
     dev = torch_device(device)
     train, test = (load_images(name, data_dir, train=split, download=download, device=dev) for split in (True, False))
