@@ -130,25 +130,19 @@ def gan(
 ) -> int:
     """Train the MLP GAN: sample grids, losses, classifier-FID; checkpoints every checkpoint_every epochs."""
     from lstmgan.config import GanSweepConfig
+    from lstmgan.experiments import gan_jobs
     from lstmgan.overrides import build, parse_grid
 
     cfg = build(GanSweepConfig, yaml_path=opts.config_file(), sets=opts.sets({}), flags={
         "dataset": value(dataset), "data_dir": str(data_dir) if data_dir else None, "download": download or None,
         "seed": seed, "seeds": seeds, "grid": parse_grid(grid) or None, "epochs": epochs,
         "device": value(opts.device)})
-    from lstmgan.experiments import gan_jobs
-
     jobs = gan_jobs(cfg, opts.out / opts.folder("gan"), opts.tracking(), force=opts.force)
     # one run: its own config, as `lstmgan gan` always printed; several: the seeds and grid too
     resolved = jobs[0].config if len(jobs) == 1 else cfg
-
-    def done() -> None:
-        for job in jobs:
-            display.say(gan_line(job))
-
     return execute(display, opts.flow(slurm), jobs, resolved, folder=jobs[0].run_dir.parent, run=in_order,
-                   done=done, checks=[lambda: check_gan_inputs(jobs[0].config,
-                                                               given_classifier=bool(cfg.run.classifier))])
+                   done=lambda: display.say("\n".join(map(gan_line, jobs))),
+                   checks=[lambda: check_gan_inputs(jobs[0].config, given_classifier=bool(cfg.run.classifier))])
 
 
 @app.command(rich_help_panel=PANEL)
