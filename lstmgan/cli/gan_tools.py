@@ -77,16 +77,15 @@ def interpolate(
     device: DeviceOpt = Device.auto,
 ) -> None:
     """Interpolate in latent space between two samples of different classes; a strip per pair."""
+    from lstmgan.config import TrackingConfig
     from lstmgan.gan.posthoc import load_trained, make_strips
+    from lstmgan.pipeline import wandb_where
     from lstmgan.tracking.publish import publish
 
     require(steps >= 1, "--steps", "at least 1", steps)
     require(pairs >= 1, "--pairs", "at least 1", pairs)
     require(0 < min_confidence <= 1, "--min-confidence", "in (0, 1]", min_confidence)
     check_seed(seed)
-    from lstmgan.config import TrackingConfig
-    from lstmgan.pipeline import wandb_where
-
     tracking = TrackingConfig(mode=value(wandb), project=wandb_project, entity=wandb_entity)
     dev = torch_device(device)
     strips = make_strips(load_trained(run_dir, dev), steps=steps, method=value(method), pairs=pairs, seed=seed,
