@@ -149,6 +149,8 @@ def test_gan_seeds_and_grid_on_the_command_line(tmp_path, cli):
     assert r.code == 2 and "seed: 3 is ignored when seeds are given" in r.err and not out.exists()
     r = cli(*base, "--seeds", "0", "1")
     assert r.code == 0, r.err
-    assert [line.split(":")[0] for line in r.out.splitlines() if "classifier-FID" in line] == ["mnist-s0", "mnist-s1"]
+    lines = [line for line in r.out.splitlines() if "classifier-FID" in line]
+    assert [line.split(":")[0] for line in lines] == ["mnist-s0", "mnist-s1"]
+    assert all(": 1 epoch, classifier-FID" in line for line in lines), lines
     results = [json.loads((out / "gan" / f"mnist-s{s}" / "result.json").read_text()) for s in (0, 1)]
     assert all(r["epochs"] == 1 for r in results) and results[0]["fid"] != results[1]["fid"]  # two seeds, two runs

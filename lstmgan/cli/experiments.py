@@ -196,6 +196,6 @@ def palindrome_line(job: Job) -> str:
 def gan_line(job: Job) -> str:
     result = result_of(job)
     fid = "–" if result.get("fid") is None else f"{result['fid']:.2f}"
-    return (f"{job.label}: {result.get('epochs')} epochs, classifier-FID {fid} (real-vs-real floor "
+    return (f"{job.label}: {plural(result.get('epochs') or 0, 'epoch')}, classifier-FID {fid} (real-vs-real floor "
             f"{result.get('fid_floor') or 0:.2f}), mean max-prob {result.get('mean_max_prob') or 0:.3f} "
             f"→ {job.run_dir}")
