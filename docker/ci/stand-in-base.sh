@@ -58,7 +58,15 @@ command -v debootstrap >/dev/null 2>&1 ||
 MIRROR=$(mirror)
 mkdir -p "$STATE"
 ROOT=$(mktemp -d "$STATE/rootfs.XXXXXX")
-trap 'rm -rf "$ROOT"' EXIT
+# debootstrap mounts /proc (and may mount /sys) in the rootfs and has been seen to leave /proc mounted: the
+# tar below would then archive the host's processes, and rm would walk into the host's pseudo-files.
+unmount_all() {
+    local m
+    for m in dev/pts dev sys proc; do
+        if mountpoint -q "$ROOT/$m"; then umount -l "$ROOT/$m"; fi
+    done
+}
+trap 'unmount_all; rm -rf --one-file-system "$ROOT"' EXIT
 
 t0=$SECONDS
 say "debootstrap --variant=minbase $SUITE from $MIRROR"
@@ -79,7 +87,8 @@ rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/cache
 echo "deb $MIRROR $SUITE main" >"$ROOT/etc/apt/sources.list"
 
 BUNDLE=/etc/ssl/certs/ca-certificates.crt
-tar -C "$ROOT" --numeric-owner -c . | docker import \
+unmount_all
+tar -C "$ROOT" --numeric-owner --one-file-system -c . | docker import \
     --change "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     --change "ENV LANG=C.UTF-8" \
     --change "ENV PIP_CERT=$BUNDLE" \
