@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from lstmgan.errors import UserError
-from lstmgan.gan.classifier import SmallCNN, load_classifier, save_classifier, train_classifier
+from lstmgan.gan.classifier import SmallCNN, load_classifier, save_classifier, train_and_save, train_classifier
 from lstmgan.gan.models import Generator
 
 
@@ -54,6 +54,17 @@ def test_saved_classifier_loads_back_with_its_meta(tmp_path: Path, tiny_classifi
     x = torch.zeros(2, 1, 28, 28)
     assert torch.equal(loaded(x), model(x))
     assert [p.name for p in tmp_path.iterdir()] == ["classifier.pt"]  # no temp file left behind
+
+
+def test_a_classifier_that_could_not_be_saved_is_refused_before_training(
+    tmp_path: Path, tiny_digits: tuple[Tensor, ...]
+) -> None:
+    (tmp_path / "file").write_text("")
+    progress: list[tuple] = []
+    with pytest.raises(UserError, match="is under a file"):
+        train_and_save("mnist", tiny_digits[:2], tiny_digits[2:], tmp_path / "file" / "classifiers" / "mnist.pt",
+                       device="cpu", progress=lambda *step: progress.append(step))
+    assert progress == []  # not one batch trained
 
 
 def test_missing_classifier_checkpoint_is_a_user_error(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from lstmgan.cli.options import (
     value,
 )
 from lstmgan.errors import UserError
+from lstmgan.pipeline import wandb_where  # loaded for --help anyway: the training commands import the pipeline
 
 app = typer.Typer()
 PANEL = "GAN tools"
@@ -43,7 +44,7 @@ def classifier(
     force: Annotated[bool, typer.Option("--force", help="Retrain even if a classifier is cached.")] = False,
 ) -> None:
     """Train (or show) the small CNN that scores GAN samples: classifier-FID, class histograms."""
-    from lstmgan.fs import check_real_folders, check_writable
+    from lstmgan.fs import check_real_folders
     from lstmgan.gan.classifier import TRAIN_EPOCHS, cache_path, cached_classifier, data_text, train_and_save
     from lstmgan.gan.data import load_images
 
@@ -55,7 +56,6 @@ def classifier(
     if not force and (found := cached_classifier(path, name, train, test, "cpu", warn=warn)):
         return say(f"{path}: {name} test accuracy {100 * found[1]['test_accuracy']:.2f} % (cached, trained on "
                    f"{data_text(found[1])}; --force retrains)")
-    check_writable(out)
     with progress_display(False, 1) as progress:
         _, meta = train_and_save(name, train, test, path, epochs=epochs or TRAIN_EPOCHS, device=dev,
                                  progress=run_reporter(progress, 0, f"{name} classifier"))
@@ -79,7 +79,6 @@ def interpolate(
     """Interpolate in latent space between two samples of different classes; a strip per pair."""
     from lstmgan.config import TrackingConfig
     from lstmgan.gan.posthoc import load_trained, make_strips
-    from lstmgan.pipeline import wandb_where
     from lstmgan.tracking.publish import publish
 
     require(steps >= 1, "--steps", "at least 1", steps)

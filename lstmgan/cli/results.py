@@ -56,13 +56,10 @@ def collect(
     from lstmgan.results.summary import find_sweeps, load_runs
 
     tracking = None if wandb is WandbMode.disabled else TrackingConfig(mode=value(wandb))
-    folders = []
-    for folder in find_sweeps(existing_folder(sweep_dir)):
-        notes: list[tuple[Path, str]] = []
-        if load_runs(folder, notes):
-            folders.append(folder)
-        for path, why in notes:  # damaged runs are named, the rest is summarised
-            warn(f"damaged run {path.relative_to(sweep_dir)}: {why}")
+    notes: list[tuple[Path, str]] = []
+    folders = [folder for folder in find_sweeps(existing_folder(sweep_dir)) if load_runs(folder, notes)]
+    for path, why in notes:  # damaged runs are named, the rest is summarised
+        warn(f"damaged run {path.relative_to(sweep_dir)}: {why}")
     if not folders:
         raise UserError(f"{sweep_dir} holds no palindrome runs, nor does any folder beneath it; `lstmgan status "
                         f"{sweep_dir}` shows what it holds")

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmgan.errors import UserError
-from lstmgan.fs import open_regular, save_torch_atomic
+from lstmgan.fs import check_writable, open_regular, save_torch_atomic
 from lstmgan.gan.data import iterate_batches, num_classes
 
 FEATURE_DIM = 128
@@ -168,7 +168,8 @@ def train_and_save(dataset: str, train: tuple[Tensor, Tensor], test: tuple[Tenso
                    progress: Callable[[int, int, str], None] | None = None) -> tuple[SmallCNN, dict[str, Any]]:
     """The one place that trains the judging classifier, saves it and labels it with the data it saw (its
     dataset and `data_digest`; the GAN trainer's cache and the `classifier` command both come here). Seed 0:
-    one classifier per data."""
+    one classifier per data. A folder it cannot write to fails here, not after minutes of training."""
+    check_writable(Path(path).parent)
     digest = data_digest(train, test)
     model, accuracy = train_classifier(*train, *test, epochs=epochs, seed=0, device=device, progress=progress)
     meta = {"dataset": dataset, "data": digest, "test_accuracy": accuracy, "train_images": len(train[0])}
