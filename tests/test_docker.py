@@ -34,7 +34,8 @@ RUN_ARGS = shlex.split(os.environ.get("LSTMGAN_DOCKER_RUN_ARGS", "--network none
 # A fresh fake key per session: if it shows up anywhere in the image, the build leaked the environment.
 FAKE_KEY = f"fake-wandb-key-{uuid.uuid4().hex}"
 
-# The cold build installs torch (GB of wheels); the fixture's time counts against the first test's timeout.
+# A cold build on a base without torch installs it (GB of wheels); the fixture's time counts against the first
+# test's timeout.
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 

@@ -27,7 +27,7 @@ trap cleanup EXIT
 stamp "lint done"
 eval "$("$CI/engine.sh" start)"
 stamp "engine up ($DOCKER_HOST)"
-"$CI/stand-in-base.sh"
+LSTMGAN_STAND_IN_TORCH=${LSTMGAN_STAND_IN_TORCH-$PYTHON} "$CI/stand-in-base.sh"
 stamp "stand-in base ready"
 "$CI/pip-mirror.sh" start
 stamp "pip mirror up"

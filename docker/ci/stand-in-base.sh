@@ -2,13 +2,17 @@
 # Build a stand-in for the CUDA PyTorch base image where no registry can be reached (CI here):
 # a minimal Debian bookworm with python3, python3-venv, python3-pip and CA certificates, made with
 # debootstrap from the Debian mirror apt already uses, and `docker import`ed as $TAG.
-# It has no torch: docker/Dockerfile installs torch into its venv on this base (see docker/ci/pip-mirror.sh).
+# With LSTMGAN_STAND_IN_TORCH=/path/to/python (CI: the project's .venv/bin/python), torch, torchvision and what
+# they need are hard-linked in from that Python's environment (docker/ci/link-torch.py), as the real base has
+# them: the image's venv then keeps them, as it keeps the real base's. Without it the base has no torch and the
+# image's build installs it (see docker/ci/pip-mirror.sh): minutes, and about 11 GB of disk at its peak.
 #
 #   docker/ci/stand-in-base.sh            build unless the tag exists already (cache)
 #   docker/ci/stand-in-base.sh --force    rebuild
 #
-# Env: LSTMGAN_STAND_IN_TAG (default lstmgan-base:stand-in), LSTMGAN_DEBIAN_MIRROR (default: the
-# first deb.debian-style URI in /etc/apt/sources.list(.d)), LSTMGAN_DOCKER_STATE (work dir parent).
+# Env: LSTMGAN_STAND_IN_TAG (default lstmgan-base:stand-in), LSTMGAN_STAND_IN_TORCH (above),
+# LSTMGAN_DEBIAN_MIRROR (default: the first deb.debian-style URI in /etc/apt/sources.list(.d)),
+# LSTMGAN_DOCKER_STATE (work dir parent).
 # Needs root, debootstrap (apt-get installed if missing) and a running engine (docker/ci/engine.sh start).
 #
 # Trust: the host may reach PyPI through a TLS-intercepting proxy whose CA is installed here under
@@ -85,6 +89,16 @@ rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/cache
     "$ROOT"/usr/share/doc/* "$ROOT"/usr/share/man/* "$ROOT"/usr/share/info/* "$ROOT"/usr/share/locale/*
 # The sources the image would use for apt-get, like an official debian image.
 echo "deb $MIRROR $SUITE main" >"$ROOT/etc/apt/sources.list"
+
+if [[ -n ${LSTMGAN_STAND_IN_TORCH:-} ]]; then
+    version='import sys; print(*sys.version_info[:2], sep=".")'
+    want=$(chroot "$ROOT" python3 -c "$version")
+    have=$("$LSTMGAN_STAND_IN_TORCH" -c "$version")
+    [[ $want == "$have" ]] ||
+        { say "LSTMGAN_STAND_IN_TORCH is Python $have, the stand-in's is $want: its torch would not load"; exit 1; }
+    site=$(chroot "$ROOT" python3 -c 'import site; print(site.getsitepackages()[0])')
+    "$LSTMGAN_STAND_IN_TORCH" "$(dirname "${BASH_SOURCE[0]}")/link-torch.py" "$ROOT$site"
+fi
 
 BUNDLE=/etc/ssl/certs/ca-certificates.crt
 unmount_all
