@@ -21,6 +21,7 @@ import shlex
 import shutil
 import stat
 import subprocess
+import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -209,7 +210,7 @@ def test_run_as_host_user_gives_host_owned_files(image: dict, tmp_path: Path) ->
         assert (path.stat().st_uid, path.stat().st_gid) == (uid, gid), path
 
 
-def _image_bytes(image: dict) -> Iterator[bytes]:
+def _layer_bytes(image: dict, *, in_place: bool = True) -> Iterator[bytes]:
     """Every byte of every layer, as chunks, with a NUL between files so no match spans two of them.
 
     With overlay2 and its folders readable (CI: a private engine, as root), each layer's own folder is read
@@ -219,7 +220,8 @@ def _image_bytes(image: dict) -> Iterator[bytes]:
     driver = image.get("GraphDriver") or {}
     data = driver.get("Data") or {}
     layers = [Path(d) for d in [data.get("UpperDir"), *(data.get("LowerDir") or "").split(":")] if d]
-    if driver.get("Name") == "overlay2" and layers and all(os.access(d, os.R_OK | os.X_OK) for d in layers):
+    readable = layers and all(os.access(d, os.R_OK | os.X_OK) for d in layers)
+    if in_place and driver.get("Name") == "overlay2" and readable:
         for layer in layers:
             for folder, _, names in os.walk(layer):
                 for name in names:
@@ -234,11 +236,40 @@ def _image_bytes(image: dict) -> Iterator[bytes]:
                                 yield chunk
                         yield b"\0"
         return
-    proc = subprocess.Popen(["docker", "save", IMAGE], env=ENV, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(["docker", "save", image["Id"]], env=ENV, stdout=subprocess.PIPE)
     assert proc.stdout is not None
     while chunk := proc.stdout.read(16 << 20):
         yield chunk
     assert proc.wait(timeout=600) == 0, "docker save failed"
+
+
+def _found_in_layers(image: dict, needles: dict[str, bytes], *, in_place: bool = True) -> dict[str, bool]:
+    found = {name: False for name in needles}
+    keep = max(len(n) for n in needles.values())
+    tail = b""
+    for chunk in _layer_bytes(image, in_place=in_place):
+        window = tail + chunk
+        for name, needle in needles.items():
+            found[name] = found[name] or window.find(needle) >= 0
+        tail = window[-keep:]
+    return found
+
+
+@pytest.mark.parametrize("in_place", [True, False], ids=["layer-folders", "docker-save"])
+def test_the_layer_scan_sees_a_file_of_an_image_by_either_route(engine: None, tmp_path: Path,
+                                                                  in_place: bool) -> None:
+    needle = f"needle-{uuid.uuid4().hex}".encode()
+    (tmp_path / "note.txt").write_bytes(b"x" * (1 << 20) + needle)  # past the first chunk of a reader
+    with tarfile.open(tmp_path / "layer.tar", "w") as tar:
+        tar.add(tmp_path / "note.txt", arcname="note.txt")
+    tag = f"lstmgan-scan:{uuid.uuid4().hex[:12]}"
+    docker("import", str(tmp_path / "layer.tar"), tag)
+    try:
+        image = json.loads(docker("image", "inspect", tag).stdout)[0]
+        found = _found_in_layers(image, {"needle": needle, "absent": needle[::-1]}, in_place=in_place)
+    finally:
+        docker("rmi", "-f", tag, check=False)
+    assert found == {"needle": True, "absent": False}
 
 
 def test_no_wandb_key_in_image(image: dict) -> None:
@@ -248,14 +279,7 @@ def test_no_wandb_key_in_image(image: dict) -> None:
     assert FAKE_KEY not in history
     assert FAKE_KEY not in json.dumps(image)
     # The control: the dependency list that the Dockerfile copies in and a later layer deletes.
-    needles = {"key": FAKE_KEY.encode(), "control": (ROOT / "docker/requirements.txt").read_bytes()}
-    found = {name: False for name in needles}
-    keep = max(len(n) for n in needles.values())
-    tail = b""
-    for chunk in _image_bytes(image):
-        window = tail + chunk
-        for name, needle in needles.items():
-            found[name] = found[name] or window.find(needle) >= 0
-        tail = window[-keep:]
+    found = _found_in_layers(image, {"key": FAKE_KEY.encode(),
+                                     "control": (ROOT / "docker/requirements.txt").read_bytes()})
     assert found["control"], "the scan of the layers did not see a file that is in one of them"
     assert not found["key"], "the W&B key from the build environment is in a layer of the image"
