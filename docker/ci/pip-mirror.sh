@@ -2,11 +2,12 @@
 # Serve this machine's local wheel indexes to `docker build`, for CI (and by hand where the same holds).
 #
 # Why: on a base image without torch (the CI stand-in, unless LSTMGAN_STAND_IN_TORCH gave it one), pip in
-# the build installs torch and its CUDA libraries, about 2.8 GB of wheels. This machine keeps them on disk in PEP 503 "simple" indexes that the
-# host's pip config names as file:// URLs (extra-index-url). A build container cannot read host paths, so
-# this serves their parent folders over http://127.0.0.1 (the build runs with --network host) and
-# `build-args` prints the docker build flags that point pip at them, plus the project's constraints.txt so
-# the build resolves the same versions as the tested venv (torch 2.14.1 here, present on disk).
+# the build installs torch and its CUDA libraries, about 2.8 GB of wheels; on any base, it installs the rest.
+# This machine keeps wheels on disk in PEP 503 "simple" indexes that the host's pip config names as file://
+# URLs (extra-index-url). A build container cannot read host paths, so this serves their parent folders over
+# http://127.0.0.1 (the build runs with --network host) and `build-args` prints the docker build flags that
+# point pip at them, plus the project's constraints.txt so the build resolves the same versions as the tested
+# venv (torch 2.14.1 here, present on disk).
 # PyPI stays pip's main index for whatever the local indexes lack; for the same file pip prefers the
 # extra (local) index. Nothing of this is in the default build: without these flags the Dockerfile uses PyPI.
 #
