@@ -23,6 +23,7 @@ from lstmgan.fs import read_json_object, write_text_atomic
 from lstmgan.results import ablation as ab
 from lstmgan.results import claims as c
 from lstmgan.results.document import Report
+from lstmgan.results.markdown import acc_text, mean_std_text, pct
 from lstmgan.results.summary import Row, RunRecord, load_runs, run_folders, series, summarise, table_header
 from lstmgan.rundir import ABLATION, GAN, RunDir, is_number, rows_with
 from lstmgan.words import plural
@@ -37,9 +38,9 @@ GAN_EVAL_NUMBERS = ("epoch", "fid", "fid_floor", "mean_max_prob")
 
 def rule_text() -> list[str]:
     """The verdict rule of claims.verdicts in words, one line per claim kind, with the constants' values."""
-    reach, nearly = c.pct(c.REACH_SHARE), c.pct(c.NEARLY)
+    reach, nearly = pct(c.REACH_SHARE), pct(c.NEARLY)
     return [
-        f"A seed reaches 99 % when its validation accuracy was ≥ {c.pct(c.TARGET)} at some epoch; mean = the mean "
+        f"A seed reaches 99 % when its validation accuracy was ≥ {pct(c.TARGET)} at some epoch; mean = the mean "
         "final validation accuracy over seeds; median epoch = the median epoch to 99 % (never, when more than "
         "half the seeds never got there).",
         f"100 % / perfect accuracy: holds when ≥ {reach} of the seeds reach 99 %; partly when the mean is ≥ "
@@ -51,15 +52,15 @@ def rule_text() -> list[str]:
         f"and the mean is ≥ {nearly}; partly when the mean is lower, or when most converge late (median epoch "
         f"≥ {c.LATE * c.ORIGINAL_EPOCHS:g}); does not hold when most converge earlier.",
         f"About p: holds within {100 * c.ABOUT_BAND:g} points of p, partly within {100 * c.ABOUT_PARTLY_BAND:g}.",
-        f"Performs very badly: holds when the mean is ≤ {c.pct(c.VERY_BAD)} (chance {c.pct(c.CHANCE)}); partly "
+        f"Performs very badly: holds when the mean is ≤ {pct(c.VERY_BAD)} (chance {pct(c.CHANCE)}); partly "
         f"below {nearly}; does not hold when it solves the task.",
-        f"Converges faster: the median epochs to 99 % of both models; within ±{c.pct(c.FASTER_MARGIN)} is a tie "
+        f"Converges faster: the median epochs to 99 % of both models; within ±{pct(c.FASTER_MARGIN)} is a tie "
         "(partly); never reaching 99 % does not hold.",
         f"GAN samples look like digits: three signs from the classifier — classifier-FID ≤ {c.FID_RATIO:g} × the "
-        f"real-vs-real floor (means over seeds), every seed covers every class (≥ {c.pct(c.COVERAGE)} of its "
+        f"real-vs-real floor (means over seeds), every seed covers every class (≥ {pct(c.COVERAGE)} of its "
         f"uniform share), mean max-probability ≥ {c.CONFIDENT}; holds with three, partly with two.",
         f"Interpolation steps are good digits: the inner frames of strips between two different classes, read "
-        f"with confidence ≥ {c.CONFIDENT}; holds when all are, partly when ≥ {c.pct(c.STRIP_PARTLY)} are.",
+        f"with confidence ≥ {c.CONFIDENT}; holds when all are, partly when ≥ {pct(c.STRIP_PARTLY)} are.",
         f"A verdict marked \"quick:\" comes from runs shorter than the original's {c.ORIGINAL_EPOCHS} (GAN: "
         f"{c.GAN_EPOCHS}) epochs: too few to judge a claim about convergence, whichever way it came out.",
         "A GAN verdict marked \"other data:\" comes from a GAN trained on another dataset than the original's "
@@ -102,8 +103,8 @@ def part_claims(report: Report, sweep: list[RunRecord], ablation: list[RunRecord
     if gan is not None:
         report.h(3, "The GAN over its seeds")
         report.table(["seeds", "classifier-FID", "real-vs-real floor", "mean max-prob", "epochs"],
-                     [[str(len(gan.fid)), c.mean_std_text(gan.fid, "{:.2f}"), c.mean_std_text(gan.fid_floor, "{:.2f}"),
-                       c.mean_std_text(gan.mean_max_prob, "{:.3f}"), str(gan.epochs)]])
+                     [[str(len(gan.fid)), mean_std_text(gan.fid, "{:.2f}"), mean_std_text(gan.fid_floor, "{:.2f}"),
+                       mean_std_text(gan.mean_max_prob, "{:.3f}"), str(gan.epochs)]])
 
 
 def strip_files(gan_runs: list[Path]) -> list[dict[str, Any]]:
@@ -127,7 +128,7 @@ def sentence(length: int, rows: list[Row]) -> str:
                    + (f" (first at epoch {row.mean_epoch_text()} on average)" if row.hit else ""))
         level = ("near chance" if mean < 2 * CHANCE else "well below 99 %" if mean < 0.9 else
                  "below 99 %" if mean < 0.99 else "at or above 99 %")
-        parts.append(f"the {row.label} {reached} and ended at {c.acc_text(row.final_val_acc)} ({level})")
+        parts.append(f"the {row.label} {reached} and ended at {acc_text(row.final_val_acc)} ({level})")
     return f"At length {length}, " + "; ".join(parts) + "."
 
 
@@ -183,7 +184,7 @@ def part_ablation(report: Report, records: list[RunRecord], figures: Path) -> No
              "scalar = the digit as one input (the original's). Forget-gate bias: the LSTM's only (0 = the "
              "original's).")
     report.table(["set-up", *[f"L = {n}" for n in lengths]],
-                 [[label[k], *[f"{c.acc_text(cells[k][n])} ({len(cells[k][n])}/{expected[k][n]})" for n in lengths]]
+                 [[label[k], *[f"{acc_text(cells[k][n])} ({len(cells[k][n])}/{expected[k][n]})" for n in lengths]]
                   for k in keys])
     matrix = [[statistics.fmean(cells[k][n]) if cells[k][n] else float("nan") for n in lengths] for k in keys]
     path = heatmap(matrix, [label[k] for k in keys], [f"L={n}" for n in lengths], figures / "ablation.png",
