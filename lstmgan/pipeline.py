@@ -116,7 +116,8 @@ def preflight(jobs: Sequence[Job], out: Path, folder: Path) -> list[Any]:
         check_real_folder(sweep / "figures")
     # And the folders under --out where GAN runs keep their classifier (gan.classifier.cache_path), written once
     # the data is read.
-    for cache in {Path(job.config.classifier).parent for job in jobs if getattr(job.config, "classifier", None)}:
+    for cache in dict.fromkeys(Path(job.config.classifier).parent for job in jobs
+                               if getattr(job.config, "classifier", None)):
         if cache.is_relative_to(out):
             check_real_folders(out, cache)
     return [decide(RunDir(job.run_dir), to_dict(job.config), force=job.force, check_checkpoint=job.checkpoint_check(),

@@ -26,10 +26,10 @@ TRAIN_EPOCHS = 3  # the GAN trainer's cache and the `classifier` command's defau
 _FORMAT = "lstmgan.gan.classifier.SmallCNN/1"  # bump when the architecture changes
 
 
-
 def cache_path(out: Path, dataset: str) -> Path:
     """Where GAN runs under `out` and the `classifier` command keep the classifier of `dataset`: one per data."""
     return out / "classifiers" / f"{dataset}.pt"
+
 
 class SmallCNN(nn.Module):
     """Two conv blocks (28→14→7) and a 128-unit feature layer; ~0.2 M parameters, CPU-friendly."""
